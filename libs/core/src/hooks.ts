@@ -1,0 +1,57 @@
+// The hook catalogue: every in-process extension point, its payload, and the chain that runs it.
+import type { Element, Jid } from '@starling/xmpp';
+import type { SessionRecord } from '@starling/ports';
+
+/** What a hook handler may answer; `handled` stops the chain. */
+export type HookResult = 'handled' | undefined;
+
+/** Every hook and its payload. Handlers run by descending priority. */
+export interface HookMap {
+  /** Router: a stanza from a local user, before RFC 6121 routing (`to` is never absent here). */
+  'stanza-outbound': { stanza: Element; from: Jid; to: Jid };
+  /** Router and presence: a stanza about to reach a local user's bare or full JID. */
+  'stanza-inbound': { stanza: Element; from: Jid; to: Jid };
+  /** Router: a message for a local account with no session to take it (RFC 6121 §8.5.2.2). */
+  'message-undeliverable': { stanza: Element; to: Jid };
+  /** Presence: a session sent its initial presence and is now an available resource. */
+  'initial-presence': { session: SessionRecord; stanza: Element };
+  /** Presence: a session ended; contacts were told. */
+  'session-ended': { session: SessionRecord };
+  /** Router: an account was deleted (XEP-0077 remove or the CLI); drop what belongs to it. */
+  'account-removed': { username: string };
+}
+
+export type HookName = keyof HookMap;
+export type HookHandler<K extends HookName> = (
+  payload: HookMap[K],
+) => HookResult | Promise<HookResult> | void | Promise<void>;
+
+interface Entry<K extends HookName> {
+  readonly handler: HookHandler<K>;
+  readonly priority: number;
+}
+
+export class Hooks {
+  private readonly chains = new Map<HookName, Entry<HookName>[]>();
+
+  on<K extends HookName>(name: K, handler: HookHandler<K>, priority = 0): void {
+    const chain = this.chains.get(name) ?? [];
+    chain.push({ handler: handler as HookHandler<HookName>, priority });
+    chain.sort((a, b) => b.priority - a.priority);
+    this.chains.set(name, chain);
+  }
+
+  /** Runs the chain; resolves 'handled' if a handler stopped it. */
+  async run<K extends HookName>(name: K, payload: HookMap[K]): Promise<HookResult> {
+    const chain = this.chains.get(name);
+    if (!chain) return undefined;
+    for (const { handler } of chain) {
+      if ((await handler(payload)) === 'handled') return 'handled';
+    }
+    return undefined;
+  }
+
+  has(name: HookName): boolean {
+    return (this.chains.get(name)?.length ?? 0) > 0;
+  }
+}

@@ -1,0 +1,8 @@
+// @starling/core: the feature seam, typed hooks, the IQ table, the bus catalogue, configuration and logging.
+export * from './config.ts';
+export * from './feature.ts';
+export * from './hooks.ts';
+export * from './iq-table.ts';
+export * from './log.ts';
+export * from './role.ts';
+export * from './topics.ts';

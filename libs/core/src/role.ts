@@ -1,0 +1,21 @@
+// What every role host (edge, router, presence) is given, and what it hands back. Chosen in main.ts.
+import type { Delivery, SessionRegistry, StanzaBus, Store } from '@starling/ports';
+import type { Config } from './config.ts';
+import type { Feature } from './feature.ts';
+import type { Logger } from './log.ts';
+
+export interface RoleDeps {
+  readonly config: Config;
+  readonly bus: StanzaBus;
+  readonly registry: SessionRegistry;
+  readonly store: Store;
+  readonly delivery: Delivery;
+  readonly log: Logger;
+  /** The enabled features, in registration order (see libs/features/src/index.ts). */
+  readonly features: readonly Feature[];
+}
+
+export interface RoleHandle {
+  /** Stops taking work, finishes what is in flight, releases sockets and subscriptions. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,44 @@
+// The bus catalogue: every topic, its key, and the envelope that travels on it.
+import type { SessionRecord } from '@starling/ports';
+
+/** Client stanzas from edges, keyed by the sender's bare JID; consumed by the router. */
+export const TOPIC_STANZAS = 'xmpp.stanzas';
+/** Presence stanzas and session ends, keyed by the sender's bare JID; consumed by the presence role. */
+export const TOPIC_PRESENCE = 'xmpp.presence';
+
+export const GROUP_ROUTER = 'router';
+export const GROUP_PRESENCE = 'presence';
+
+/** A stanza a local session sent, `from` already stamped with its full JID. */
+export interface StanzaEnvelope {
+  readonly t: 'stanza';
+  /** Unique per record; replays with the same id are dropped. */
+  readonly id: string;
+  /** Full JID of the sending session. */
+  readonly from: string;
+  readonly sessionId: string;
+  readonly edgeId: string;
+  /** Milliseconds since the epoch when the edge received it. */
+  readonly ts: number;
+  readonly xml: string;
+}
+
+/** A session's stream ended (closed, failed, or replaced); presence tells its contacts. */
+export interface SessionEndEnvelope {
+  readonly t: 'session-end';
+  readonly id: string;
+  readonly ts: number;
+  readonly record: SessionRecord;
+}
+
+export type Envelope = StanzaEnvelope | SessionEndEnvelope;
+
+export function encodeEnvelope(envelope: Envelope): string {
+  return JSON.stringify(envelope);
+}
+
+export function decodeEnvelope(value: string): Envelope {
+  const parsed = JSON.parse(value) as Envelope;
+  if (parsed.t !== 'stanza' && parsed.t !== 'session-end') throw new Error('unknown envelope');
+  return parsed;
+}

@@ -1,0 +1,44 @@
+// SessionRegistry port: which session is bound to which full JID, on which edge, in what presence state.
+
+/** A bound resource (RFC 6120 §7). Written by the edge at bind time, updated by router and presence. */
+export interface SessionRecord {
+  /** Full JID, prepared. */
+  readonly jid: string;
+  /** Unique per stream; guards against acting on a session that was replaced meanwhile. */
+  readonly sessionId: string;
+  /** The edge that holds the stream; Delivery's address. */
+  readonly edgeId: string;
+  /** Milliseconds since the epoch. */
+  readonly boundAt: number;
+  /** Presence priority (RFC 6121 §4.7.2.3); 0 until the first presence. */
+  readonly priority: number;
+  /** Initial presence sent and no unavailable since (an "available resource", RFC 6121 §1.4). */
+  readonly available: boolean;
+  /** Requested the roster (an "interested resource", RFC 6121 §1.4). */
+  readonly interested: boolean;
+  /** The last broadcast available presence, serialized, answered to probes. */
+  readonly presence?: string;
+  /** Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6), to be told when it goes. */
+  readonly directed?: readonly string[];
+}
+
+/** Fields that router and presence may change; each is written independently (no lost updates). */
+export type SessionPatch = Partial<
+  Pick<SessionRecord, 'priority' | 'available' | 'interested' | 'presence' | 'directed'>
+>;
+
+export interface SessionRegistry {
+  /**
+   * Binds `record.jid` to `record`, atomically replacing any session bound to that full JID.
+   * Returns the replaced record, whose holder must close it with `<conflict/>`.
+   */
+  bind(record: SessionRecord): Promise<SessionRecord | undefined>;
+  /** Removes the binding if it still belongs to `sessionId`; returns the removed record. */
+  unbind(jid: string, sessionId: string): Promise<SessionRecord | undefined>;
+  get(jid: string): Promise<SessionRecord | undefined>;
+  /** Every session of a bare JID, in one round trip. */
+  resources(bareJid: string): Promise<SessionRecord[]>;
+  /** Applies `patch` if `jid` is still bound to `sessionId`; returns the updated record. */
+  update(jid: string, sessionId: string, patch: SessionPatch): Promise<SessionRecord | undefined>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,121 @@
+// Store port: the system of record (accounts, rosters, offline messages, per-user XML). SQL behind it.
+
+/** RFC 5802 salted credentials for one hash; binary values base64-encoded. */
+export interface ScramCredentials {
+  readonly salt: string;
+  readonly iterations: number;
+  readonly storedKey: string;
+  readonly serverKey: string;
+}
+
+export type ScramHash = 'SHA-1' | 'SHA-256';
+
+export interface Account {
+  /** Prepared localpart. */
+  readonly username: string;
+  readonly scram: Readonly<Record<ScramHash, ScramCredentials>>;
+  readonly createdAt: number;
+}
+
+export type Subscription = 'none' | 'to' | 'from' | 'both';
+
+/** RFC 6121 §2.1.2 roster item plus the server-side subscription flags of §3 and Appendix A. */
+export interface RosterItem {
+  /** Bare JID of the contact. */
+  readonly jid: string;
+  readonly name?: string;
+  readonly subscription: Subscription;
+  /** Pending out: the user asked to subscribe and the contact has not answered. */
+  readonly askOut: boolean;
+  /** The user pre-approved the contact's subscription request (RFC 6121 §3.4). */
+  readonly approved: boolean;
+  readonly groups: readonly string[];
+}
+
+export interface Roster {
+  /** Increases with every change; the XEP-0237 version string. */
+  readonly version: number;
+  readonly items: readonly RosterItem[];
+}
+
+export interface OfflineMessage {
+  readonly id: number;
+  /** Serialized stanza, already carrying its XEP-0203 delay. */
+  readonly stanza: string;
+  readonly storedAt: number;
+}
+
+export interface AccountStore {
+  /** Creates the account; false if the username is taken. */
+  create(account: Account): Promise<boolean>;
+  get(username: string): Promise<Account | undefined>;
+  setCredentials(username: string, scram: Account['scram']): Promise<boolean>;
+  /** Deletes the account and everything the store holds for it. */
+  delete(username: string): Promise<boolean>;
+  list(): Promise<string[]>;
+}
+
+export interface RosterStore {
+  get(username: string): Promise<Roster>;
+  getItem(username: string, contact: string): Promise<RosterItem | undefined>;
+  /** Inserts or replaces the item; returns the new roster version. */
+  setItem(username: string, item: RosterItem): Promise<number>;
+  /** Removes the item; returns the new roster version, or undefined if there was none. */
+  removeItem(username: string, contact: string): Promise<number | undefined>;
+}
+
+/** Inbound subscription requests awaiting the user's decision (RFC 6121 §3.1.3, pending in). */
+export interface SubscriptionRequestStore {
+  /** Stores (or replaces) the request stanza from `contact`. */
+  add(username: string, contact: string, stanza: string): Promise<void>;
+  remove(username: string, contact: string): Promise<boolean>;
+  has(username: string, contact: string): Promise<boolean>;
+  list(username: string): Promise<{ contact: string; stanza: string }[]>;
+}
+
+export interface OfflineStore {
+  /** Stores a message; false when the user's queue is full (`limit` messages). */
+  push(username: string, stanza: string, storedAt: number, limit: number): Promise<boolean>;
+  /** Oldest first. */
+  list(username: string): Promise<OfflineMessage[]>;
+  /** Removes delivered messages by id. */
+  remove(username: string, ids: readonly number[]): Promise<void>;
+  count(username: string): Promise<number>;
+}
+
+/** One XML document per user and key: vCard-temp (key ''), private XML storage (key = namespace). */
+export interface XmlStore {
+  get(username: string, key: string): Promise<string | undefined>;
+  set(username: string, key: string, xml: string): Promise<void>;
+  delete(username: string, key: string): Promise<void>;
+}
+
+export interface BlocklistStore {
+  list(username: string): Promise<string[]>;
+  add(username: string, jids: readonly string[]): Promise<void>;
+  /** Removes the given JIDs, or all when `jids` is undefined. */
+  remove(username: string, jids?: readonly string[]): Promise<void>;
+}
+
+export interface LastActivity {
+  /** Milliseconds since the epoch of the last logout. */
+  readonly at: number;
+  readonly status: string;
+}
+
+export interface LastActivityStore {
+  get(username: string): Promise<LastActivity | undefined>;
+  set(username: string, activity: LastActivity): Promise<void>;
+}
+
+export interface Store {
+  readonly accounts: AccountStore;
+  readonly rosters: RosterStore;
+  readonly subscriptionRequests: SubscriptionRequestStore;
+  readonly offline: OfflineStore;
+  readonly vcards: XmlStore;
+  readonly privateXml: XmlStore;
+  readonly blocklists: BlocklistStore;
+  readonly lastActivity: LastActivityStore;
+  close(): Promise<void>;
+}

@@ -1,0 +1,6 @@
+// @starling/xmpp: addresses, the element model, namespaces, errors and the hardened stream parser.
+export * from './element.ts';
+export * from './errors.ts';
+export * from './jid.ts';
+export * from './namespaces.ts';
+export * from './stanza.ts';

@@ -1,0 +1,85 @@
+// RFC 7622: XMPP addresses. Parsing splits the parts (§3.1); each part is prepared by its PRECIS profile.
+import { prepareDomainpart, prepareLocalpart, prepareResourcepart } from './precis.ts';
+
+/** An address that cannot be prepared; answered with `jid-malformed`. */
+export class JidError extends Error {}
+
+/** A prepared, validated address. Instances are immutable; compare with `equals` or by `toString()`. */
+export class Jid {
+  readonly local: string;
+  readonly domain: string;
+  readonly resource: string;
+
+  private constructor(local: string, domain: string, resource: string) {
+    this.local = local;
+    this.domain = domain;
+    this.resource = resource;
+  }
+
+  /** Parses and prepares `text`; throws JidError if any part is invalid. */
+  static parse(text: string): Jid {
+    // §3.1: the resourcepart starts at the first '/', the localpart ends at the first '@' before it.
+    const slash = text.indexOf('/');
+    const beforeResource = slash === -1 ? text : text.slice(0, slash);
+    const resource = slash === -1 ? '' : text.slice(slash + 1);
+    if (slash !== -1 && resource === '') throw new JidError('empty resourcepart');
+    const at = beforeResource.indexOf('@');
+    const local = at === -1 ? '' : beforeResource.slice(0, at);
+    const domain = at === -1 ? beforeResource : beforeResource.slice(at + 1);
+    if (at !== -1 && local === '') throw new JidError('empty localpart');
+    return Jid.of(local, domain, resource);
+  }
+
+  /** Returns the address for `text`, or undefined if it is not a valid JID. */
+  static tryParse(text: string): Jid | undefined {
+    try {
+      return Jid.parse(text);
+    } catch (err) {
+      if (err instanceof JidError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Builds an address from parts, preparing each one. Empty strings mean "absent". */
+  static of(local: string, domain: string, resource = ''): Jid {
+    return new Jid(
+      local === '' ? '' : prepareLocalpart(local),
+      prepareDomainpart(domain),
+      resource === '' ? '' : prepareResourcepart(resource),
+    );
+  }
+
+  get isBare(): boolean {
+    return this.resource === '';
+  }
+
+  /** The bare JID (localpart@domainpart, or the domain alone). */
+  bare(): Jid {
+    return this.resource === '' ? this : new Jid(this.local, this.domain, '');
+  }
+
+  withResource(resource: string): Jid {
+    return new Jid(this.local, this.domain, resource === '' ? '' : prepareResourcepart(resource));
+  }
+
+  equals(other: Jid | undefined): boolean {
+    return (
+      other !== undefined &&
+      other.local === this.local &&
+      other.domain === this.domain &&
+      other.resource === this.resource
+    );
+  }
+
+  toString(): string {
+    let s = this.local === '' ? this.domain : `${this.local}@${this.domain}`;
+    if (this.resource !== '') s += `/${this.resource}`;
+    return s;
+  }
+}
+
+/** The bare form of an already prepared JID string, without re-preparing it. */
+export function bareOf(jid: string): string {
+  const slash = jid.indexOf('/');
+  return slash === -1 ? jid : jid.slice(0, slash);
+}

@@ -1,0 +1,39 @@
+// XML namespaces of the RFCs and XEPs Starling speaks, one catalogue for the whole codebase.
+
+export const NS_CLIENT = 'jabber:client';
+export const NS_SERVER = 'jabber:server';
+export const NS_STREAM = 'http://etherx.jabber.org/streams';
+export const NS_STREAM_ERRORS = 'urn:ietf:params:xml:ns:xmpp-streams';
+export const NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
+export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
+export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
+export const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
+export const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session';
+export const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
+export const NS_XML = 'http://www.w3.org/XML/1998/namespace';
+
+export const NS_ROSTER = 'jabber:iq:roster';
+export const NS_ROSTER_VER = 'urn:xmpp:features:rosterver';
+export const NS_PRE_APPROVAL = 'urn:xmpp:features:pre-approval';
+export const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+export const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
+export const NS_VERSION = 'jabber:iq:version';
+export const NS_PING = 'urn:xmpp:ping';
+export const NS_TIME = 'urn:xmpp:time';
+export const NS_LAST = 'jabber:iq:last';
+export const NS_VCARD = 'vcard-temp';
+export const NS_PRIVATE = 'jabber:iq:private';
+export const NS_BLOCKING = 'urn:xmpp:blocking';
+export const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';
+export const NS_REGISTER = 'jabber:iq:register';
+export const NS_REGISTER_FEATURE = 'http://jabber.org/features/iq-register';
+export const NS_CAPS = 'http://jabber.org/protocol/caps';
+export const NS_DELAY = 'urn:xmpp:delay';
+export const NS_DATA_FORMS = 'jabber:x:data';
+export const NS_CARBONS = 'urn:xmpp:carbons:2';
+export const NS_FORWARD = 'urn:xmpp:forward:0';
+export const NS_MAM = 'urn:xmpp:mam:2';
+export const NS_SM = 'urn:xmpp:sm:3';
+export const NS_CSI = 'urn:xmpp:csi:0';
+export const NS_OFFLINE = 'http://jabber.org/protocol/offline';
+export const NS_MSGOFFLINE = 'msgoffline';
