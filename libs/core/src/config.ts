@@ -94,7 +94,9 @@ export const configSchema = z
       .strict()
       .prefault({}),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
       .strict()
       .prefault({}),
   })

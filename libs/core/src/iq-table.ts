@@ -76,7 +76,11 @@ export class IqTable {
     const request: IqRequest = { stanza, payload, type, from, to, target };
     try {
       const result = await handler(request);
-      return xml('iq', { type: 'result', id: stanza.attrs.id as string, to: from.toString(), from: replyFrom }, result);
+      return xml(
+        'iq',
+        { type: 'result', id: stanza.attrs.id as string, to: from.toString(), from: replyFrom },
+        result,
+      );
     } catch (error) {
       if (error instanceof StanzaError) return errorReply(stanza, error, replyFrom);
       this.onFailure({ error, request });

@@ -25,7 +25,12 @@ export interface StanzaBus {
    * Appends a record. Resolves only when the record is durable (Kafka: acknowledged by all in-sync
    * replicas), which is when the edge may count a client stanza as handled.
    */
-  publish(topic: string, key: string, value: string, headers?: Readonly<Record<string, string>>): Promise<void>;
+  publish(
+    topic: string,
+    key: string,
+    value: string,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<void>;
   /** Joins consumer group `group` on `topic`; each record reaches one member of each group. */
   subscribe(topic: string, group: string, handler: BusHandler): Promise<BusSubscription>;
   /** Flushes and releases everything; pending publishes settle first. */

@@ -121,7 +121,11 @@ export function errorElement(
  * The error reply to a stanza (RFC 6120 §8.3.1): same name and id, addresses swapped, type "error".
  * The original payload is not echoed back.
  */
-export function errorReply(stanza: Element, error: StanzaError | StanzaErrorCondition, from?: string): Element {
+export function errorReply(
+  stanza: Element,
+  error: StanzaError | StanzaErrorCondition,
+  from?: string,
+): Element {
   const err = typeof error === 'string' ? new StanzaError(error) : error;
   const reply = xml(stanza.name, {
     type: 'error',

@@ -4,3 +4,4 @@ export * from './errors.ts';
 export * from './jid.ts';
 export * from './namespaces.ts';
 export * from './stanza.ts';
+export * from './scram.ts';
