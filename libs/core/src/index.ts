@@ -6,3 +6,4 @@ export * from './iq-table.ts';
 export * from './log.ts';
 export * from './role.ts';
 export * from './topics.ts';
+export * from './host.ts';

@@ -9,9 +9,18 @@ export const TOPIC_PRESENCE = 'xmpp.presence';
 export const GROUP_ROUTER = 'router';
 export const GROUP_PRESENCE = 'presence';
 
-/** A stanza a local session sent, `from` already stamped with its full JID. */
+/**
+ * A stanza a local session sent (`from` stamped with its full JID), or one the server emits on behalf of
+ * a local entity (then `sessionId` and `edgeId` are empty).
+ */
 export interface StanzaEnvelope {
   readonly t: 'stanza';
+  /**
+   * Absent: the sender's side still has to process it (keyed by the sender's bare JID).
+   * 'in': the sender's side is done; process it for the recipient (keyed by the recipient's bare JID),
+   * e.g. an inbound subscription request on the presence topic.
+   */
+  readonly dir?: 'in';
   /** Unique per record; replays with the same id are dropped. */
   readonly id: string;
   /** Full JID of the sending session. */
