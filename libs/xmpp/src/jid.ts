@@ -1,6 +1,10 @@
 // RFC 7622: XMPP addresses. Parsing splits the parts (§3.1); each part is prepared by its PRECIS profile.
 import { prepareDomainpart, prepareLocalpart, prepareResourcepart } from './precis.ts';
 
+// Three parts of at most 1023 octets each after preparation, with room for what preparation may shrink;
+// longer input is refused before it is split or normalized.
+const MAX_ADDRESS_UNITS = 3 * 4 * 1023 + 2;
+
 /** An address that cannot be prepared; answered with `jid-malformed`. */
 export class JidError extends Error {}
 
@@ -18,6 +22,7 @@ export class Jid {
 
   /** Parses and prepares `text`; throws JidError if any part is invalid. */
   static parse(text: string): Jid {
+    if (text.length > MAX_ADDRESS_UNITS) throw new JidError('address too long');
     // §3.1: the resourcepart starts at the first '/', the localpart ends at the first '@' before it.
     const slash = text.indexOf('/');
     const beforeResource = slash === -1 ? text : text.slice(0, slash);
