@@ -1,0 +1,133 @@
+// In-process StanzaBus: the port contract, plus closing, buffer bounds and asynchrony of the embedded bus.
+import type { BusRecord } from '@starling/ports';
+import { describeStanzaBusContract, waitFor } from '@starling/ports/contracts';
+import { describe, expect, it } from 'vitest';
+import { MemoryStanzaBus } from './memory-stanza-bus.ts';
+
+describeStanzaBusContract('MemoryStanzaBus', ({ onError }) =>
+  Promise.resolve(new MemoryStanzaBus({ onError })),
+);
+
+function collect(into: BusRecord[]): (record: BusRecord) => Promise<void> {
+  return (record) => {
+    into.push(record);
+    return Promise.resolve();
+  };
+}
+
+describe('MemoryStanzaBus', () => {
+  it('rejects publish and subscribe after close', async () => {
+    const bus = new MemoryStanzaBus();
+    await bus.close();
+    await expect(bus.publish('t', 'k', 'v')).rejects.toThrow(/closed/);
+    await expect(bus.subscribe('t', 'g', () => Promise.resolve())).rejects.toThrow(/closed/);
+    await bus.close();
+  });
+
+  it('never runs a handler inside the call stack of publish', async () => {
+    const bus = new MemoryStanzaBus();
+    let publishing = false;
+    const seenDuringPublish: boolean[] = [];
+    await bus.subscribe('t', 'g', () => {
+      seenDuringPublish.push(publishing);
+      return Promise.resolve();
+    });
+    publishing = true;
+    const published = bus.publish('t', 'k', 'v');
+    publishing = false;
+    await published;
+    await waitFor(() => seenDuringPublish.length === 1);
+    expect(seenDuringPublish).toEqual([false]);
+    await bus.close();
+  });
+
+  it('bounds the records held for a topic nobody consumes yet', async () => {
+    const bus = new MemoryStanzaBus({ maxBuffered: 3 });
+    for (const value of ['1', '2', '3']) await bus.publish('t', 'k', value);
+    await expect(bus.publish('t', 'k', '4')).rejects.toThrow(/no consumer/);
+    await bus.publish('other', 'k', 'fine');
+    const got: BusRecord[] = [];
+    await bus.subscribe('t', 'g', collect(got));
+    await bus.publish('t', 'k', '5');
+    await waitFor(() => got.length === 4);
+    expect(got.map((r) => r.value)).toEqual(['1', '2', '3', '5']);
+    await bus.close();
+  });
+
+  it('bounds the records held for a group whose members all left', async () => {
+    const bus = new MemoryStanzaBus({ maxBuffered: 2 });
+    const sub = await bus.subscribe('t', 'g', () => Promise.resolve());
+    await sub.close();
+    await bus.publish('t', 'k', '1');
+    await bus.publish('t', 'k', '2');
+    await expect(bus.publish('t', 'k', '3')).rejects.toThrow(/no consumer/);
+    const got: BusRecord[] = [];
+    await bus.subscribe('t', 'g', collect(got));
+    await waitFor(() => got.length === 2);
+    expect(got.map((r) => r.value)).toEqual(['1', '2']);
+    await bus.close();
+  });
+
+  it('gives early records to the first group only, later records to every group', async () => {
+    const bus = new MemoryStanzaBus();
+    await bus.publish('t', 'k', 'early');
+    const first: BusRecord[] = [];
+    const second: BusRecord[] = [];
+    await bus.subscribe('t', 'first', collect(first));
+    await bus.subscribe('t', 'second', collect(second));
+    await bus.publish('t', 'k', 'late');
+    await waitFor(() => first.length === 2 && second.length === 1);
+    expect(first.map((r) => r.value)).toEqual(['early', 'late']);
+    expect(second.map((r) => r.value)).toEqual(['late']);
+    await bus.close();
+  });
+
+  it('keeps its own copy of the headers', async () => {
+    const bus = new MemoryStanzaBus();
+    const got: BusRecord[] = [];
+    await bus.subscribe('t', 'g', collect(got));
+    const headers: Record<string, string> = { traceparent: 'a' };
+    await bus.publish('t', 'k', 'v', headers);
+    headers.traceparent = 'b';
+    await waitFor(() => got.length === 1);
+    expect(got[0]?.headers).toEqual({ traceparent: 'a' });
+    await bus.close();
+  });
+
+  it('keeps going when the error callback itself throws', async () => {
+    const bus = new MemoryStanzaBus({
+      onError: () => {
+        throw new Error('logger broke');
+      },
+    });
+    const got: string[] = [];
+    await bus.subscribe('t', 'g', (record) => {
+      if (record.value === 'bad') return Promise.reject(new Error('bad record'));
+      got.push(record.value);
+      return Promise.resolve();
+    });
+    for (const value of ['bad', 'good']) await bus.publish('t', 'k', value);
+    await waitFor(() => got.length === 1);
+    expect(got).toEqual(['good']);
+    await bus.close();
+  });
+
+  it('processes a long backlog of one key in order', async () => {
+    const bus = new MemoryStanzaBus({ partitions: 1 });
+    const count = 5_000;
+    for (let i = 0; i < count; i++) await bus.publish('t', 'k', String(i));
+    const got: number[] = [];
+    await bus.subscribe('t', 'g', (record) => {
+      got.push(Number(record.value));
+      return Promise.resolve();
+    });
+    await waitFor(() => got.length === count);
+    expect(got).toEqual([...Array(count).keys()]);
+    await bus.close();
+  });
+
+  it('refuses nonsensical options', () => {
+    expect(() => new MemoryStanzaBus({ partitions: 0 })).toThrow(RangeError);
+    expect(() => new MemoryStanzaBus({ maxBuffered: 1.5 })).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,231 @@
+// StanzaBus in process (embedded shape): Kafka's model of keyed partitions and consumer groups, no broker.
+import type { BusHandler, BusRecord, BusSubscription, StanzaBus } from '@starling/ports';
+
+export interface MemoryStanzaBusOptions {
+  /** Partitions per topic; the records of one key share one. Default 16. */
+  readonly partitions?: number;
+  /** Told about each handler rejection; the record then counts as consumed. Default: `console.error`. */
+  readonly onError?: (err: unknown, record: BusRecord) => void;
+  /**
+   * Records that may wait with nobody to take them (a topic no group consumes yet, or a group whose
+   * members all left); publish rejects beyond. Default 10 000.
+   */
+  readonly maxBuffered?: number;
+}
+
+const DONE: Promise<void> = Promise.resolve();
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+// Handlers that resolve at once would keep the loop in microtasks; sockets need a turn now and then.
+const RECORDS_PER_TURN = 256;
+const COMPACT_AFTER = 1024;
+
+interface Member {
+  readonly handler: BusHandler;
+  inFlight: number;
+  idle: (() => void) | undefined;
+  left: Promise<void> | undefined;
+}
+
+/** One partition of one group: records run strictly one after the other, which keeps per-key order. */
+interface PartitionQueue {
+  readonly index: number;
+  records: (BusRecord | undefined)[];
+  head: number;
+  running: boolean;
+}
+
+interface Group {
+  readonly members: Member[];
+  readonly queues: (PartitionQueue | undefined)[];
+  /** Records enqueued and not yet handed to a handler. */
+  waiting: number;
+}
+
+interface Topic {
+  readonly groups: Map<string, Group>;
+  /** Records published before any group subscribed; the first group takes them. */
+  early: BusRecord[];
+}
+
+/** Same idea as Kafka's default partitioner (a hash of the key), with FNV-1a instead of murmur2. */
+function partitionOf(key: string, partitions: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}
+
+function compact(queue: PartitionQueue): void {
+  if (queue.head === 0) return;
+  queue.records = queue.head === queue.records.length ? [] : queue.records.slice(queue.head);
+  queue.head = 0;
+}
+
+function positiveInteger(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`);
+  return value;
+}
+
+/**
+ * The embedded StanzaBus. Handlers always run after publish() returned, never inside its call stack, so
+ * code that is only correct with synchronous delivery fails here as it would on Kafka. A record is
+ * durable once it is in memory, so publish resolves at once.
+ */
+export class MemoryStanzaBus implements StanzaBus {
+  readonly #partitions: number;
+  readonly #onError: (err: unknown, record: BusRecord) => void;
+  readonly #maxBuffered: number;
+  readonly #topics = new Map<string, Topic>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: MemoryStanzaBusOptions = {}) {
+    this.#partitions = positiveInteger(options.partitions ?? 16, 'partitions');
+    this.#maxBuffered = positiveInteger(options.maxBuffered ?? 10_000, 'maxBuffered');
+    this.#onError =
+      options.onError ??
+      ((err, record) => {
+        console.error(`stanza bus: handler failed on topic ${record.topic}`, err);
+      });
+  }
+
+  publish(
+    topic: string,
+    key: string,
+    value: string,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    if (this.#closing) return Promise.reject(new Error('stanza bus closed'));
+    const record: BusRecord = { topic, key, value, headers: headers ? { ...headers } : NO_HEADERS };
+    const state = this.#topic(topic);
+    if (state.groups.size === 0) {
+      if (state.early.length >= this.#maxBuffered) return Promise.reject(this.#overflow(topic));
+      state.early.push(record);
+      return DONE;
+    }
+    // All groups take the record or none does.
+    for (const group of state.groups.values()) {
+      if (group.members.length === 0 && group.waiting >= this.#maxBuffered) {
+        return Promise.reject(this.#overflow(topic));
+      }
+    }
+    const partition = partitionOf(key, this.#partitions);
+    for (const group of state.groups.values()) this.#enqueue(group, partition, record);
+    return DONE;
+  }
+
+  subscribe(topic: string, group: string, handler: BusHandler): Promise<BusSubscription> {
+    if (this.#closing) return Promise.reject(new Error('stanza bus closed'));
+    const state = this.#topic(topic);
+    let joined = state.groups.get(group);
+    if (!joined) {
+      joined = { members: [], queues: [], waiting: 0 };
+      state.groups.set(group, joined);
+      if (state.groups.size === 1) {
+        for (const record of state.early) {
+          this.#enqueue(joined, partitionOf(record.key, this.#partitions), record);
+        }
+        state.early = [];
+      }
+    }
+    const member: Member = { handler, inFlight: 0, idle: undefined, left: undefined };
+    joined.members.push(member);
+    for (const queue of joined.queues) {
+      if (queue && !queue.running && queue.head < queue.records.length) this.#start(joined, queue);
+    }
+    const target = joined;
+    return Promise.resolve({ close: () => this.#leave(target, member) });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#closeAll();
+    return this.#closing;
+  }
+
+  async #closeAll(): Promise<void> {
+    const leaving: Promise<void>[] = [];
+    for (const state of this.#topics.values()) {
+      for (const group of state.groups.values()) {
+        for (const member of [...group.members]) leaving.push(this.#leave(group, member));
+      }
+    }
+    await Promise.all(leaving);
+    this.#topics.clear();
+  }
+
+  #topic(name: string): Topic {
+    let state = this.#topics.get(name);
+    if (!state) {
+      state = { groups: new Map(), early: [] };
+      this.#topics.set(name, state);
+    }
+    return state;
+  }
+
+  #overflow(topic: string): Error {
+    return new Error(`stanza bus: ${this.#maxBuffered} records on topic ${topic} wait with no consumer`);
+  }
+
+  #enqueue(group: Group, partition: number, record: BusRecord): void {
+    const queue = (group.queues[partition] ??= { index: partition, records: [], head: 0, running: false });
+    queue.records.push(record);
+    group.waiting++;
+    if (!queue.running && group.members.length > 0) this.#start(group, queue);
+  }
+
+  #start(group: Group, queue: PartitionQueue): void {
+    queue.running = true;
+    queueMicrotask(() => void this.#drain(group, queue));
+  }
+
+  async #drain(group: Group, queue: PartitionQueue): Promise<void> {
+    let sinceTurn = 0;
+    while (queue.head < queue.records.length) {
+      // Partitions are spread over the members present now; when none is left the records wait.
+      const member = group.members[queue.index % group.members.length];
+      if (!member) break;
+      const record = queue.records[queue.head] as BusRecord;
+      queue.records[queue.head] = undefined;
+      queue.head++;
+      group.waiting--;
+      // Under steady load the loop may never stop, so the consumed prefix is dropped as it goes.
+      if (queue.head >= COMPACT_AFTER && queue.head * 2 >= queue.records.length) compact(queue);
+      member.inFlight++;
+      try {
+        await member.handler(record);
+      } catch (err) {
+        this.#report(err, record);
+      }
+      member.inFlight--;
+      if (member.inFlight === 0) member.idle?.();
+      if (++sinceTurn === RECORDS_PER_TURN) {
+        sinceTurn = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    compact(queue);
+    queue.running = false;
+  }
+
+  #report(err: unknown, record: BusRecord): void {
+    try {
+      this.#onError(err, record);
+    } catch {
+      // A failing error callback must not stop the partition.
+    }
+  }
+
+  #leave(group: Group, member: Member): Promise<void> {
+    if (member.left) return member.left;
+    const index = group.members.indexOf(member);
+    if (index !== -1) group.members.splice(index, 1);
+    member.left =
+      member.inFlight === 0
+        ? DONE
+        : new Promise<void>((resolve) => {
+            member.idle = resolve;
+          });
+    return member.left;
+  }
+}

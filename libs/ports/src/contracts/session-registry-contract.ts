@@ -1,0 +1,167 @@
+// SessionRegistry contract: the promises of the port's TSDoc, run against every adapter (memory, Redis).
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SessionRecord, SessionRegistry } from '../session-registry.ts';
+import { unique } from './support.ts';
+
+function session(jid: string, sessionId: string, edgeId = 'edge-1'): SessionRecord {
+  return {
+    jid,
+    sessionId,
+    edgeId,
+    boundAt: 1_700_000_000_000,
+    priority: 0,
+    available: false,
+    interested: false,
+  };
+}
+
+function byJid(records: readonly SessionRecord[]): SessionRecord[] {
+  return [...records].sort((a, b) => (a.jid < b.jid ? -1 : a.jid > b.jid ? 1 : 0));
+}
+
+/**
+ * Registers the SessionRegistry contract tests. `create` opens a registry per test; the suite closes it.
+ * JIDs are unique per test, so a shared Redis is fine.
+ */
+export function describeSessionRegistryContract(name: string, create: () => Promise<SessionRegistry>): void {
+  describe(`SessionRegistry contract: ${name}`, () => {
+    let open: SessionRegistry[] = [];
+
+    async function newRegistry(): Promise<SessionRegistry> {
+      const registry = await create();
+      open.push(registry);
+      return registry;
+    }
+
+    afterEach(async () => {
+      const pending = open;
+      open = [];
+      await Promise.all(pending.map((r) => r.close()));
+    });
+
+    it('binds a full JID and reads it back', async () => {
+      const registry = await newRegistry();
+      const bare = `${unique('juliet')}@example.com`;
+      const record: SessionRecord = {
+        ...session(`${bare}/balcony`, unique('s'), unique('edge')),
+        priority: -3,
+        available: true,
+        interested: true,
+        presence: '<presence><status>¿dónde estás? ☾</status></presence>',
+        directed: ['romeo@example.net/orchard', 'nurse@example.com'],
+      };
+      expect(await registry.bind(record)).toBeUndefined();
+      expect(await registry.get(record.jid)).toEqual(record);
+      expect(await registry.get(`${bare}/other`)).toBeUndefined();
+    });
+
+    it('bind replaces the session of the same full JID and returns the replaced record', async () => {
+      const registry = await newRegistry();
+      const jid = `${unique('romeo')}@example.net/orchard`;
+      const first = session(jid, unique('s1'), 'edge-a');
+      const second = session(jid, unique('s2'), 'edge-b');
+      await registry.bind(first);
+      expect(await registry.bind(second)).toEqual(first);
+      expect(await registry.get(jid)).toEqual(second);
+      const resources = await registry.resources(jid.slice(0, jid.indexOf('/')));
+      expect(resources).toEqual([second]);
+    });
+
+    it('unbind removes the binding only for the session that holds it', async () => {
+      const registry = await newRegistry();
+      const jid = `${unique('nurse')}@example.com/chamber`;
+      const record = session(jid, unique('s'));
+      await registry.bind(record);
+      expect(await registry.unbind(jid, unique('stale'))).toBeUndefined();
+      expect(await registry.get(jid)).toEqual(record);
+      expect(await registry.unbind(jid, record.sessionId)).toEqual(record);
+      expect(await registry.get(jid)).toBeUndefined();
+      expect(await registry.resources(jid.slice(0, jid.indexOf('/')))).toEqual([]);
+      expect(await registry.unbind(jid, record.sessionId)).toBeUndefined();
+    });
+
+    it('unbind with the session id of a replaced session leaves the new one', async () => {
+      const registry = await newRegistry();
+      const jid = `${unique('tybalt')}@example.com/street`;
+      const old = session(jid, unique('old'));
+      const current = session(jid, unique('new'));
+      await registry.bind(old);
+      await registry.bind(current);
+      expect(await registry.unbind(jid, old.sessionId)).toBeUndefined();
+      expect(await registry.get(jid)).toEqual(current);
+    });
+
+    it('resources lists every session of a bare JID and nothing of JIDs sharing its prefix', async () => {
+      const registry = await newRegistry();
+      const local = unique('mercutio');
+      const bare = `${local}@example.com`;
+      const mine = [
+        session(`${bare}/a`, unique('s')),
+        session(`${bare}/b`, unique('s'), 'edge-2'),
+        // RFC 7622 §3.1: the resourcepart starts at the first slash and may contain more.
+        session(`${bare}/c/d`, unique('s')),
+      ];
+      const strangers = [
+        session(`${bare}.evil/a`, unique('s')),
+        session(`${bare}x/a`, unique('s')),
+        session(`${local}x@example.com/a`, unique('s')),
+        session(`x${bare}/a`, unique('s')),
+      ];
+      for (const record of [...mine, ...strangers]) await registry.bind(record);
+      expect(byJid(await registry.resources(bare))).toEqual(byJid(mine));
+      expect(await registry.resources(`${bare}.evil`)).toEqual([strangers[0]]);
+      expect(await registry.resources(`${unique('nobody')}@example.com`)).toEqual([]);
+    });
+
+    it('update patches each field independently and returns the updated record', async () => {
+      const registry = await newRegistry();
+      const jid = `${unique('benvolio')}@example.com/square`;
+      const record = session(jid, unique('s'));
+      await registry.bind(record);
+      const presence = '<presence><show>chat</show></presence>';
+      const directed = ['capulet@example.com/hall'];
+      // Concurrent writers of different fields must not undo each other.
+      const results = await Promise.all([
+        registry.update(jid, record.sessionId, { priority: 5 }),
+        registry.update(jid, record.sessionId, { available: true }),
+        registry.update(jid, record.sessionId, { interested: true }),
+        registry.update(jid, record.sessionId, { presence }),
+        registry.update(jid, record.sessionId, { directed }),
+      ]);
+      expect(results.every((r) => r !== undefined)).toBe(true);
+      const expected: SessionRecord = {
+        ...record,
+        priority: 5,
+        available: true,
+        interested: true,
+        presence,
+        directed,
+      };
+      expect(await registry.get(jid)).toEqual(expected);
+      const lowered = await registry.update(jid, record.sessionId, { priority: -1, available: false });
+      expect(lowered).toEqual({ ...expected, priority: -1, available: false });
+      expect(await registry.get(jid)).toEqual(lowered);
+      expect(await registry.update(jid, record.sessionId, { directed: [] })).toEqual({
+        ...expected,
+        priority: -1,
+        available: false,
+        directed: [],
+      });
+    });
+
+    it('update refuses a stale session id and an unbound JID', async () => {
+      const registry = await newRegistry();
+      const jid = `${unique('paris')}@example.com/church`;
+      const old = session(jid, unique('old'));
+      const current = session(jid, unique('new'));
+      await registry.bind(old);
+      await registry.bind(current);
+      expect(await registry.update(jid, old.sessionId, { priority: 9, available: true })).toBeUndefined();
+      expect(await registry.get(jid)).toEqual(current);
+      expect(await registry.update(`${unique('ghost')}@example.com/r`, 'x', { priority: 1 })).toBeUndefined();
+      await registry.unbind(jid, current.sessionId);
+      expect(await registry.update(jid, current.sessionId, { priority: 1 })).toBeUndefined();
+      expect(await registry.get(jid)).toBeUndefined();
+    });
+  });
+}

@@ -1,0 +1,125 @@
+// Store migrations: versioned schema steps in order, applied by Kysely's Migrator on SQLite and PostgreSQL.
+import { Migrator, type Kysely, type Migration } from 'kysely';
+import type { Database } from './schema.ts';
+
+/** The SQL dialects the store runs on; they differ only in how an auto-numbered column is declared. */
+export type SqlDialect = 'sqlite' | 'postgres';
+
+/** Steps see the database untyped: they run against the schema as it was when they were written. */
+type UntypedDb = Parameters<Migration['up']>[0];
+
+interface Step {
+  /** Zero-padded, because the Migrator orders names as strings. */
+  readonly name: string;
+  up(db: UntypedDb, dialect: SqlDialect): Promise<void>;
+}
+
+async function createTables(db: UntypedDb, dialect: SqlDialect): Promise<void> {
+  await db.schema
+    .createTable('accounts')
+    .addColumn('username', 'text', (c) => c.primaryKey())
+    .addColumn('scram', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('roster_items')
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('contact', 'text', (c) => c.notNull())
+    .addColumn('name', 'text')
+    .addColumn('subscription', 'text', (c) => c.notNull())
+    .addColumn('ask_out', 'integer', (c) => c.notNull())
+    .addColumn('approved', 'integer', (c) => c.notNull())
+    .addColumn('group_names', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('roster_items_pk', ['username', 'contact'])
+    .execute();
+
+  await db.schema
+    .createTable('roster_versions')
+    .addColumn('username', 'text', (c) => c.primaryKey())
+    .addColumn('version', 'integer', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('subscription_requests')
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('contact', 'text', (c) => c.notNull())
+    .addColumn('stanza', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('subscription_requests_pk', ['username', 'contact'])
+    .execute();
+
+  // Ids are handed to clients' sessions for removal, so a deleted id must never come back:
+  // AUTOINCREMENT in SQLite, an identity column in PostgreSQL.
+  await db.schema
+    .createTable('offline_messages')
+    .addColumn('id', dialect === 'sqlite' ? 'integer' : 'bigint', (c) =>
+      dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey().generatedAlwaysAsIdentity(),
+    )
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('stanza', 'text', (c) => c.notNull())
+    .addColumn('stored_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createIndex('offline_messages_username_id')
+    .on('offline_messages')
+    .columns(['username', 'id'])
+    .execute();
+
+  await db.schema
+    .createTable('offline_counts')
+    .addColumn('username', 'text', (c) => c.primaryKey())
+    .addColumn('count', 'integer', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('user_documents')
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('key', 'text', (c) => c.notNull())
+    .addColumn('xml', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('user_documents_pk', ['username', 'kind', 'key'])
+    .execute();
+
+  await db.schema
+    .createTable('blocklist')
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('jid', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('blocklist_pk', ['username', 'jid'])
+    .execute();
+
+  await db.schema
+    .createTable('last_activity')
+    .addColumn('username', 'text', (c) => c.primaryKey())
+    .addColumn('at', 'bigint', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .execute();
+}
+
+const STEPS: readonly Step[] = [{ name: '0001-create-tables', up: createTables }];
+
+/**
+ * Applies every migration not yet recorded in the database (Kysely's `kysely_migration` table) and
+ * returns the names of those it applied, in order; an up-to-date database yields `[]`.
+ */
+export async function migrateToLatest(db: Kysely<Database>, dialect: SqlDialect): Promise<string[]> {
+  const migrations: Record<string, Migration> = {};
+  for (const step of STEPS) {
+    migrations[step.name] = {
+      // Kysely wraps each step in a transaction only where it deems DDL transactional (not SQLite);
+      // a step half applied would be recorded as never run and then fail on its own leftovers.
+      up: (target) =>
+        target.isTransaction
+          ? step.up(target, dialect)
+          : target.transaction().execute((trx) => step.up(trx, dialect)),
+    };
+  }
+  const migrator = new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(failed ? `store migration ${failed} failed` : 'store migrations failed', {
+      cause: error,
+    });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

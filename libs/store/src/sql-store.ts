@@ -1,0 +1,398 @@
+// Store over SQL (Kysely): every sub-store of the port, in queries that run unchanged on SQLite and PostgreSQL.
+import type { Kysely } from 'kysely';
+import type {
+  Account,
+  AccountStore,
+  BlocklistStore,
+  LastActivityStore,
+  OfflineStore,
+  RosterItem,
+  RosterStore,
+  Store,
+  SubscriptionRequestStore,
+  Subscription,
+  XmlStore,
+} from '@starling/ports';
+import type { Database, RosterItemsTable, UserDocumentKind } from './schema.ts';
+
+// Keeps each statement far below the bound-parameter limits of both dialects.
+const CHUNK = 500;
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+function toRosterItem(row: Omit<RosterItemsTable, 'username'>): RosterItem {
+  const item: RosterItem = {
+    jid: row.contact,
+    subscription: row.subscription as Subscription,
+    askOut: row.ask_out === 1,
+    approved: row.approved === 1,
+    groups: JSON.parse(row.group_names) as string[],
+  };
+  return row.name === null ? item : { ...item, name: row.name };
+}
+
+/** Tables holding per-user data, in the order an account deletion clears them. */
+const USER_TABLES = [
+  'roster_items',
+  'roster_versions',
+  'subscription_requests',
+  'offline_messages',
+  'offline_counts',
+  'user_documents',
+  'blocklist',
+  'last_activity',
+] as const;
+
+function accountStore(db: Kysely<Database>): AccountStore {
+  return {
+    async create(account: Account) {
+      const inserted = await db
+        .insertInto('accounts')
+        .values({
+          username: account.username,
+          scram: JSON.stringify(account.scram),
+          created_at: account.createdAt,
+        })
+        .onConflict((oc) => oc.column('username').doNothing())
+        .returning('username')
+        .executeTakeFirst();
+      return inserted !== undefined;
+    },
+
+    async get(username) {
+      const row = await db
+        .selectFrom('accounts')
+        .select(['scram', 'created_at'])
+        .where('username', '=', username)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return {
+        username,
+        scram: JSON.parse(row.scram) as Account['scram'],
+        createdAt: Number(row.created_at),
+      };
+    },
+
+    async setCredentials(username, scram) {
+      const result = await db
+        .updateTable('accounts')
+        .set({ scram: JSON.stringify(scram) })
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    delete(username) {
+      return db.transaction().execute(async (trx) => {
+        for (const table of USER_TABLES) {
+          await trx.deleteFrom(table).where('username', '=', username).execute();
+        }
+        const result = await trx.deleteFrom('accounts').where('username', '=', username).executeTakeFirst();
+        return result.numDeletedRows > 0n;
+      });
+    },
+
+    async list() {
+      const rows = await db.selectFrom('accounts').select('username').orderBy('username').execute();
+      return rows.map((r) => r.username);
+    },
+  };
+}
+
+async function bumpRosterVersion(db: Kysely<Database>, username: string): Promise<number> {
+  const row = await db
+    .insertInto('roster_versions')
+    .values({ username, version: 1 })
+    .onConflict((oc) =>
+      oc.column('username').doUpdateSet((eb) => ({ version: eb('roster_versions.version', '+', 1) })),
+    )
+    .returning('version')
+    .executeTakeFirstOrThrow();
+  return row.version;
+}
+
+function rosterStore(db: Kysely<Database>): RosterStore {
+  return {
+    async get(username) {
+      // Version before items: a change landing in between then pairs newer items with an older version,
+      // which only makes the client ask again; the other order would let it cache stale items as current.
+      const versionRow = await db
+        .selectFrom('roster_versions')
+        .select('version')
+        .where('username', '=', username)
+        .executeTakeFirst();
+      const rows = await db
+        .selectFrom('roster_items')
+        .select(['contact', 'name', 'subscription', 'ask_out', 'approved', 'group_names'])
+        .where('username', '=', username)
+        .orderBy('contact')
+        .execute();
+      return { version: versionRow?.version ?? 0, items: rows.map(toRosterItem) };
+    },
+
+    async getItem(username, contact) {
+      const row = await db
+        .selectFrom('roster_items')
+        .select(['contact', 'name', 'subscription', 'ask_out', 'approved', 'group_names'])
+        .where('username', '=', username)
+        .where('contact', '=', contact)
+        .executeTakeFirst();
+      return row && toRosterItem(row);
+    },
+
+    setItem(username, item) {
+      const fields = {
+        name: item.name ?? null,
+        subscription: item.subscription,
+        ask_out: item.askOut ? 1 : 0,
+        approved: item.approved ? 1 : 0,
+        group_names: JSON.stringify(item.groups),
+      } as const;
+      return db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('roster_items')
+          .values({ username, contact: item.jid, ...fields })
+          .onConflict((oc) => oc.columns(['username', 'contact']).doUpdateSet(fields))
+          .execute();
+        return bumpRosterVersion(trx, username);
+      });
+    },
+
+    removeItem(username, contact) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .deleteFrom('roster_items')
+          .where('username', '=', username)
+          .where('contact', '=', contact)
+          .executeTakeFirst();
+        return result.numDeletedRows > 0n ? bumpRosterVersion(trx, username) : undefined;
+      });
+    },
+  };
+}
+
+function subscriptionRequestStore(db: Kysely<Database>): SubscriptionRequestStore {
+  return {
+    async add(username, contact, stanza) {
+      await db
+        .insertInto('subscription_requests')
+        .values({ username, contact, stanza })
+        .onConflict((oc) => oc.columns(['username', 'contact']).doUpdateSet({ stanza }))
+        .execute();
+    },
+
+    async remove(username, contact) {
+      const result = await db
+        .deleteFrom('subscription_requests')
+        .where('username', '=', username)
+        .where('contact', '=', contact)
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
+
+    async has(username, contact) {
+      const row = await db
+        .selectFrom('subscription_requests')
+        .select('contact')
+        .where('username', '=', username)
+        .where('contact', '=', contact)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    list(username) {
+      return db
+        .selectFrom('subscription_requests')
+        .select(['contact', 'stanza'])
+        .where('username', '=', username)
+        .orderBy('contact')
+        .execute();
+    },
+  };
+}
+
+function offlineStore(db: Kysely<Database>): OfflineStore {
+  return {
+    async push(username, stanza, storedAt, limit) {
+      if (limit <= 0) return false;
+      return db.transaction().execute(async (trx) => {
+        // Taking a slot locks the user's counter row, so concurrent pushes cannot both pass the check
+        // (a count(*) followed by an insert could, under PostgreSQL's read committed).
+        const slot = await trx
+          .insertInto('offline_counts')
+          .values({ username, count: 1 })
+          .onConflict((oc) =>
+            oc
+              .column('username')
+              .doUpdateSet((eb) => ({ count: eb('offline_counts.count', '+', 1) }))
+              .where('offline_counts.count', '<', limit),
+          )
+          .returning('count')
+          .executeTakeFirst();
+        if (!slot) return false;
+        await trx.insertInto('offline_messages').values({ username, stanza, stored_at: storedAt }).execute();
+        return true;
+      });
+    },
+
+    async list(username) {
+      const rows = await db
+        .selectFrom('offline_messages')
+        .select(['id', 'stanza', 'stored_at'])
+        .where('username', '=', username)
+        .orderBy('id')
+        .execute();
+      return rows.map((r) => ({ id: Number(r.id), stanza: r.stanza, storedAt: Number(r.stored_at) }));
+    },
+
+    async remove(username, ids) {
+      if (ids.length === 0) return;
+      await db.transaction().execute(async (trx) => {
+        let removed = 0n;
+        for (const chunk of chunks(ids)) {
+          const result = await trx
+            .deleteFrom('offline_messages')
+            .where('username', '=', username)
+            .where('id', 'in', chunk)
+            .executeTakeFirst();
+          removed += result.numDeletedRows;
+        }
+        if (removed === 0n) return;
+        await trx
+          .updateTable('offline_counts')
+          .set((eb) => ({ count: eb('count', '-', Number(removed)) }))
+          .where('username', '=', username)
+          .execute();
+      });
+    },
+
+    async count(username) {
+      const row = await db
+        .selectFrom('offline_counts')
+        .select('count')
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return row?.count ?? 0;
+    },
+  };
+}
+
+function xmlStore(db: Kysely<Database>, kind: UserDocumentKind): XmlStore {
+  return {
+    async get(username, key) {
+      const row = await db
+        .selectFrom('user_documents')
+        .select('xml')
+        .where('username', '=', username)
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .executeTakeFirst();
+      return row?.xml;
+    },
+
+    async set(username, key, xml) {
+      await db
+        .insertInto('user_documents')
+        .values({ username, kind, key, xml })
+        .onConflict((oc) => oc.columns(['username', 'kind', 'key']).doUpdateSet({ xml }))
+        .execute();
+    },
+
+    async delete(username, key) {
+      await db
+        .deleteFrom('user_documents')
+        .where('username', '=', username)
+        .where('kind', '=', kind)
+        .where('key', '=', key)
+        .execute();
+    },
+  };
+}
+
+function blocklistStore(db: Kysely<Database>): BlocklistStore {
+  return {
+    async list(username) {
+      const rows = await db
+        .selectFrom('blocklist')
+        .select('jid')
+        .where('username', '=', username)
+        .orderBy('jid')
+        .execute();
+      return rows.map((r) => r.jid);
+    },
+
+    async add(username, jids) {
+      const distinct = [...new Set(jids)];
+      if (distinct.length === 0) return;
+      await db.transaction().execute(async (trx) => {
+        for (const chunk of chunks(distinct)) {
+          await trx
+            .insertInto('blocklist')
+            .values(chunk.map((jid) => ({ username, jid })))
+            .onConflict((oc) => oc.columns(['username', 'jid']).doNothing())
+            .execute();
+        }
+      });
+    },
+
+    async remove(username, jids) {
+      if (jids === undefined) {
+        await db.deleteFrom('blocklist').where('username', '=', username).execute();
+        return;
+      }
+      if (jids.length === 0) return;
+      await db.transaction().execute(async (trx) => {
+        for (const chunk of chunks(jids)) {
+          await trx
+            .deleteFrom('blocklist')
+            .where('username', '=', username)
+            .where('jid', 'in', chunk)
+            .execute();
+        }
+      });
+    },
+  };
+}
+
+function lastActivityStore(db: Kysely<Database>): LastActivityStore {
+  return {
+    async get(username) {
+      const row = await db
+        .selectFrom('last_activity')
+        .select(['at', 'status'])
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return row && { at: Number(row.at), status: row.status };
+    },
+
+    async set(username, activity) {
+      await db
+        .insertInto('last_activity')
+        .values({ username, at: activity.at, status: activity.status })
+        .onConflict((oc) => oc.column('username').doUpdateSet({ at: activity.at, status: activity.status }))
+        .execute();
+    },
+  };
+}
+
+/**
+ * The Store over an already migrated database (see `migrateToLatest`). The store owns `db`: its
+ * `close()` destroys it. Usernames and JIDs are used as given; callers prepare them.
+ */
+export function createSqlStore(db: Kysely<Database>): Store {
+  return {
+    accounts: accountStore(db),
+    rosters: rosterStore(db),
+    subscriptionRequests: subscriptionRequestStore(db),
+    offline: offlineStore(db),
+    vcards: xmlStore(db, 'vcard'),
+    privateXml: xmlStore(db, 'private'),
+    blocklists: blocklistStore(db),
+    lastActivity: lastActivityStore(db),
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,127 @@
+// SQLite store: the Store contract on an in-memory database, plus files, directories and migrations.
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { describeStoreContract } from '@starling/ports/contracts';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrateToLatest } from './migrations.ts';
+import type { Database } from './schema.ts';
+import { openSqliteStore } from './sqlite-store.ts';
+
+describeStoreContract('SQLite', () => openSqliteStore(':memory:'));
+
+describe('openSqliteStore', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'starling-store-'));
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function readFile(file: string, query: string): unknown[] {
+    const raw = new SqliteDatabase(file, { readonly: true });
+    try {
+      return raw.prepare(query).all();
+    } finally {
+      raw.close();
+    }
+  }
+
+  it('creates the missing parent directories of the file', async () => {
+    const file = join(dir, 'a', 'b', 'starling.db');
+    const store = await openSqliteStore(file);
+    await store.close();
+    expect((await stat(file)).isFile()).toBe(true);
+  });
+
+  it('keeps data across closing and reopening the file', async () => {
+    const file = join(dir, 'starling.db');
+    const first = await openSqliteStore(file);
+    await first.accounts.create({
+      username: 'juliet',
+      scram: {
+        'SHA-1': { salt: 'cw==', iterations: 4096, storedKey: 'aw==', serverKey: 'cw==' },
+        'SHA-256': { salt: 'cw==', iterations: 4096, storedKey: 'aw==', serverKey: 'cw==' },
+      },
+      createdAt: 1_700_000_000_000,
+    });
+    const version = await first.rosters.setItem('juliet', {
+      jid: 'romeo@example.net',
+      subscription: 'both',
+      askOut: false,
+      approved: false,
+      groups: ['Verona'],
+    });
+    await first.offline.push('juliet', '<message/>', 1_700_000_000_001, 10);
+    await first.close();
+
+    const second = await openSqliteStore(file);
+    expect((await second.accounts.get('juliet'))?.createdAt).toBe(1_700_000_000_000);
+    expect(await second.rosters.get('juliet')).toEqual({
+      version,
+      items: [
+        {
+          jid: 'romeo@example.net',
+          subscription: 'both',
+          askOut: false,
+          approved: false,
+          groups: ['Verona'],
+        },
+      ],
+    });
+    expect(await second.offline.list('juliet')).toEqual([
+      { id: expect.any(Number) as number, stanza: '<message/>', storedAt: 1_700_000_000_001 },
+    ]);
+    // The version goes on from where it was, so clients' cached versions stay comparable.
+    expect(await second.rosters.removeItem('juliet', 'romeo@example.net')).toBeGreaterThan(version);
+    await second.close();
+  });
+
+  it('records its migrations, opens the file in WAL mode, and does not migrate twice', async () => {
+    const file = join(dir, 'starling.db');
+    await (await openSqliteStore(file)).close();
+    await (await openSqliteStore(file)).close();
+    expect(readFile(file, 'select name from kysely_migration')).toEqual([{ name: '0001-create-tables' }]);
+    expect(readFile(file, 'pragma journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+  });
+
+  it('closes the database on close', async () => {
+    const store = await openSqliteStore(':memory:');
+    await store.close();
+    await expect(store.accounts.list()).rejects.toThrow();
+  });
+});
+
+describe('migrateToLatest', () => {
+  it('creates every table and index, then finds nothing left to do', async () => {
+    const sqlite = new SqliteDatabase(':memory:');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    expect(await migrateToLatest(db, 'sqlite')).toEqual(['0001-create-tables']);
+    expect(await migrateToLatest(db, 'sqlite')).toEqual([]);
+    const names = (
+      sqlite.prepare("select name from sqlite_master where type in ('table', 'index')").all() as {
+        name: string;
+      }[]
+    ).map((r) => r.name);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'accounts',
+        'roster_items',
+        'roster_versions',
+        'subscription_requests',
+        'offline_messages',
+        'offline_messages_username_id',
+        'offline_counts',
+        'user_documents',
+        'blocklist',
+        'last_activity',
+      ]),
+    );
+    await db.destroy();
+  });
+});
