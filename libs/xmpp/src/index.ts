@@ -5,3 +5,4 @@ export * from './jid.ts';
 export * from './namespaces.ts';
 export * from './stanza.ts';
 export * from './scram.ts';
+export * from './stream-parser.ts';
