@@ -32,6 +32,8 @@ export default tseslint.config(
   {
     // Features and the role hosts talk only to ports; adapters are chosen in each service's main.ts.
     files: ['libs/features/src/**/*.ts', 'libs/core/src/**/*.ts', 'libs/xmpp/src/**/*.ts', 'libs/ports/src/**/*.ts'],
+    // Unit tests drive features with the real in-process adapters.
+    ignores: ['**/*.test.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -1,8 +1,42 @@
 // @starling/features: every protocol feature, registered in one list. Hosts pick those of their role.
 import type { Config, Feature } from '@starling/core';
+import roster from './rfc6121-roster/index.ts';
+import presence from './rfc6121-presence/index.ts';
+import { createDiscoFeature } from './xep-0030-disco.ts';
+import lastActivity from './xep-0012-last.ts';
+import privateXml from './xep-0049-private.ts';
+import vcard from './xep-0054-vcard.ts';
+import register from './xep-0077-register.ts';
+import version from './xep-0092-version.ts';
+import caps from './xep-0115-caps.ts';
+import offline from './xep-0160-offline.ts';
+import blocking from './xep-0191-blocking.ts';
+import ping from './xep-0199-ping.ts';
+import time from './xep-0202-time.ts';
+
+export * from './rfc6120-sasl/index.ts';
+export { presenceHandlerFor, type PresenceHandler } from './rfc6121-presence/index.ts';
+export { createRouting } from './rfc6121-routing/index.ts';
+export { pushRosterItem, rosterItemElement } from './rfc6121-roster/push.ts';
+export { serverCaps, serverDiscoInfo } from './xep-0115-caps.ts';
+export { specTable, withSpecTable } from './spec-table.ts';
 
 /** Every feature, in registration order. Helpers and hosts import from here only. */
-export const allFeatures: readonly Feature[] = [];
+export const allFeatures: readonly Feature[] = [
+  roster,
+  presence,
+  offline,
+  createDiscoFeature(() => allFeatures),
+  caps,
+  version,
+  ping,
+  time,
+  lastActivity,
+  vcard,
+  privateXml,
+  register,
+  blocking,
+];
 
 /** The features enabled by `config`. */
 export function enabledFeatures(config: Config): Feature[] {

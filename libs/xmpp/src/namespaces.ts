@@ -37,3 +37,4 @@ export const NS_SM = 'urn:xmpp:sm:3';
 export const NS_CSI = 'urn:xmpp:csi:0';
 export const NS_OFFLINE = 'http://jabber.org/protocol/offline';
 export const NS_MSGOFFLINE = 'msgoffline';
+export const NS_CHATSTATES = 'http://jabber.org/protocol/chatstates';
