@@ -54,6 +54,8 @@ export interface FeatureContext {
   readonly iq: IqTable;
   readonly routing: Routing;
   readonly log: Logger;
+  /** The features enabled in this deployment, of every role (disco and caps are computed from them). */
+  readonly features: readonly Feature[];
   /** True if `jid` belongs to this server's domain. */
   isLocal(jid: Jid): boolean;
 }

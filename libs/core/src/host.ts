@@ -32,6 +32,7 @@ export async function setupFeatures(
     iq,
     routing,
     log,
+    features: deps.features,
     isLocal: (jid: Jid) => jid.domain === domain,
   };
   for (const feature of deps.features) {

@@ -2,7 +2,7 @@
 import type { Config, Feature } from '@starling/core';
 import roster from './rfc6121-roster/index.ts';
 import presence from './rfc6121-presence/index.ts';
-import { createDiscoFeature } from './xep-0030-disco.ts';
+import disco from './xep-0030-disco.ts';
 import lastActivity from './xep-0012-last.ts';
 import privateXml from './xep-0049-private.ts';
 import vcard from './xep-0054-vcard.ts';
@@ -26,7 +26,7 @@ export const allFeatures: readonly Feature[] = [
   roster,
   presence,
   offline,
-  createDiscoFeature(() => allFeatures),
+  disco,
   caps,
   version,
   ping,

@@ -4,7 +4,7 @@ import { LocalDelivery, MemorySessionRegistry, MemoryStanzaBus } from '@starling
 import { defineFeature, type Feature } from '@starling/core';
 import { openSqliteStore } from '@starling/store';
 import { errorOf, FeatureKit } from './test-kit.ts';
-import { createDiscoFeature } from './xep-0030-disco.ts';
+import disco from './xep-0030-disco.ts';
 import { CAPS_NODE, serverCaps } from './xep-0115-caps.ts';
 
 const JULIET = 'juliet@example.com';
@@ -34,8 +34,7 @@ let kit: FeatureKit;
 let features: Feature[];
 
 beforeEach(async () => {
-  features = [extra, closed];
-  features.push(createDiscoFeature(() => features));
+  features = [extra, closed, disco];
   kit = await FeatureKit.open(
     {
       bus: new MemoryStanzaBus(),

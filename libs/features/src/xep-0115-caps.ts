@@ -4,7 +4,7 @@ import { defineFeature, type Config, type DiscoIdentity, type Feature } from '@s
 import { NS_CAPS } from '@starling/xmpp';
 
 /** The software's caps node (XEP-0115 §4: a URI naming the software, not the deployment). */
-export const CAPS_NODE = 'https://github.com/starling-xmpp/starling';
+export const CAPS_NODE = 'urn:starling:server';
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
