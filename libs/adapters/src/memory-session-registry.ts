@@ -52,7 +52,15 @@ export class MemorySessionRegistry implements SessionRegistry {
   update(jid: string, sessionId: string, patch: SessionPatch): Promise<SessionRecord | undefined> {
     const current = this.#byJid.get(jid);
     if (current?.sessionId !== sessionId) return Promise.resolve(undefined);
-    const updated = freeze({ ...current, ...patch });
+    const { presence, ...fields } = patch;
+    const merged: SessionRecord = { ...current, ...fields };
+    let updated: SessionRecord;
+    if (presence === null) {
+      const { presence: _cleared, ...rest } = merged;
+      updated = freeze(rest);
+    } else {
+      updated = freeze(presence === undefined ? merged : { ...merged, presence });
+    }
     this.#put(updated);
     return Promise.resolve(updated);
   }

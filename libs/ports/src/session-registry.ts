@@ -24,8 +24,11 @@ export interface SessionRecord {
 
 /** Fields that router and presence may change; each is written independently (no lost updates). */
 export type SessionPatch = Partial<
-  Pick<SessionRecord, 'priority' | 'available' | 'interested' | 'presence' | 'directed'>
->;
+  Pick<SessionRecord, 'priority' | 'available' | 'interested' | 'directed'>
+> & {
+  /** The new last available presence; `null` removes it (the session went unavailable). */
+  readonly presence?: string | null;
+};
 
 export interface SessionRegistry {
   /**

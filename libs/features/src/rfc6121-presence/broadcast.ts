@@ -97,10 +97,9 @@ export async function unavailablePresence(
   stanza: Element,
 ): Promise<void> {
   const presence = withAttrs(stanza, { from: session.jid, to: undefined });
-  // The registry cannot drop a field, so '' stands for "no presence" once the session is unavailable.
   const updated = await ctx.registry.update(session.jid, session.sessionId, {
     available: false,
-    presence: '',
+    presence: null,
     directed: [],
   });
   if (updated === undefined) return;

@@ -402,7 +402,9 @@ describe('unavailable presence and the end of a session (§4.5)', () => {
     expect(w.take(romeo.jid)).toEqual([
       `presence unavailable ${JULIET}/balcony -> ${ROMEO} [status:Parting is such sweet sorrow]`,
     ]);
-    expect(await record(w, balcony.jid)).toMatchObject({ available: false, presence: '', directed: [] });
+    const ended = await record(w, balcony.jid);
+    expect(ended).toMatchObject({ available: false, directed: [] });
+    expect(ended?.presence).toBeUndefined();
     const last = await w.backends.store.lastActivity.get('juliet');
     expect(last?.status).toBe('Parting is such sweet sorrow');
     expect(last!.at).toBeGreaterThanOrEqual(before);

@@ -17,10 +17,7 @@ export async function availableResources(
 
 /** The last presence a resource broadcast, from its full JID. */
 export function currentPresence(session: SessionRecord): Element {
-  const presence =
-    session.presence !== undefined && session.presence !== ''
-      ? parseTrusted(session.presence)
-      : xml('presence');
+  const presence = session.presence !== undefined ? parseTrusted(session.presence) : xml('presence');
   presence.attrs.from = session.jid;
   return presence;
 }

@@ -149,6 +149,18 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
       });
     });
 
+    it('update with presence null removes the stored presence and keeps the other fields', async () => {
+      const registry = await newRegistry();
+      const jid = `${unique('mercutio')}@example.com/square`;
+      const record = session(jid, unique('s'));
+      await registry.bind(record);
+      await registry.update(jid, record.sessionId, { available: true, presence: '<presence/>', priority: 3 });
+      const cleared = await registry.update(jid, record.sessionId, { available: false, presence: null });
+      expect(cleared).toEqual({ ...record, priority: 3, available: false });
+      expect(await registry.get(jid)).toEqual(cleared);
+      expect((await registry.get(jid))?.presence).toBeUndefined();
+    });
+
     it('update refuses a stale session id and an unbound JID', async () => {
       const registry = await newRegistry();
       const jid = `${unique('paris')}@example.com/church`;
