@@ -1,0 +1,566 @@
+// RFC 6120 §4-§8 and RFC 7395: one client stream, from the header through TLS, SASL and binding to its end.
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  encodeEnvelope,
+  TOPIC_PRESENCE,
+  TOPIC_STANZAS,
+  type Logger,
+  type SessionEndEnvelope,
+  type StanzaEnvelope,
+} from '@starling/core';
+import type { DeliveryPayload, SessionRecord } from '@starling/ports';
+import {
+  attr,
+  bareOf,
+  errorReply,
+  escapeXml,
+  Jid,
+  NS_CLIENT,
+  NS_FRAMING,
+  NS_SASL,
+  NS_SESSION,
+  NS_STREAM,
+  NS_TLS,
+  StanzaError,
+  StreamError,
+  streamErrorElement,
+  StreamParser,
+  xml,
+  type Element,
+  type StreamErrorCondition,
+} from '@starling/xmpp';
+import type { EdgeContext, LocalSession } from './edge-context.ts';
+import { PublishWindow } from './publish-window.ts';
+import { answerRegistration, isRegistrationIq } from './registration.ts';
+import { bindResult, isBindIq, requestedJid } from './resource-binding.ts';
+import { SaslNegotiation } from './sasl-negotiation.ts';
+import { checkClientStanza } from './stanza-checks.ts';
+import { postAuthFeatures, preAuthFeatures } from './stream-features.ts';
+import type { Transport } from './transport.ts';
+
+/** Stop reading above this many elements waiting or publishes unconfirmed; resume below LOW_WATER. */
+const HIGH_WATER = 256;
+const LOW_WATER = 128;
+
+const STANZA_NAMES: ReadonlySet<string> = new Set(['message', 'presence', 'iq']);
+
+interface BoundSession {
+  readonly jid: Jid;
+  readonly bare: string;
+  readonly record: SessionRecord;
+}
+
+/**
+ * One client connection's XML stream. Parser events are handled strictly in arrival order on one queue;
+ * events of a stream that was since restarted (STARTTLS, SASL) are dropped.
+ */
+export class ClientStream implements LocalSession {
+  /** Resolves when the connection is closed and the session end, if any, was published. */
+  readonly finished: Promise<void>;
+  private readonly ctx: EdgeContext;
+  private readonly transport: Transport;
+  private readonly log: Logger;
+  private readonly window: PublishWindow;
+  private readonly sasl: SaslNegotiation;
+  private parser: StreamParser | undefined;
+  private generation = 0;
+  private awaitingHeader = true;
+  private headerSent = false;
+  private closing = false;
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private paused = false;
+  private authTimer: NodeJS.Timeout | undefined;
+  private username: string | undefined;
+  private session: BoundSession | undefined;
+  private binding: Promise<void> | undefined;
+  private claimedJid = '';
+  private sessionEnd: Promise<void> | undefined;
+  private markClosed: () => void = () => undefined;
+
+  constructor(ctx: EdgeContext, transport: Transport, log: Logger) {
+    this.ctx = ctx;
+    this.transport = transport;
+    this.log = log;
+    this.window = new PublishWindow(ctx.deps.bus, () => this.updateFlow());
+    this.sasl = new SaslNegotiation({
+      server: ctx.sasl,
+      throttle: ctx.throttle,
+      remoteAddress: transport.remoteAddress,
+      send: (el) => this.send(el),
+    });
+    const closed = new Promise<void>((resolve) => {
+      this.markClosed = resolve;
+    });
+    this.finished = closed.then(() => this.sessionEnd);
+  }
+
+  /** The full JID being bound or bound, or '' before binding. */
+  get jid(): string {
+    return this.claimedJid;
+  }
+
+  get bound(): boolean {
+    return this.session !== undefined && !this.closing;
+  }
+
+  /** Starts reading; the auth timeout runs from here. */
+  start(): void {
+    this.transport.listen({
+      data: (chunk) => this.parser?.write(chunk),
+      closed: () => this.onTransportClosed(),
+    });
+    this.authTimer = setTimeout(
+      () => this.fail('connection-timeout', 'Authentication took too long'),
+      this.ctx.deps.config.limits.authTimeoutSeconds * 1000,
+    );
+    this.newParser();
+  }
+
+  deliver(payload: DeliveryPayload): boolean {
+    if (this.closing) return false;
+    if (payload.kind === 'close') {
+      this.fail(payload.condition, payload.text);
+      return true;
+    }
+    this.transport.send(this.transport.framing === 'framed' ? withClientNamespace(payload.xml) : payload.xml);
+    return true;
+  }
+
+  /** Ends the stream with a stream error (RFC 6120 §4.9): header if not yet sent, error, close. */
+  fail(condition: StreamErrorCondition, text?: string): void {
+    if (this.closing) return;
+    if (condition !== 'system-shutdown') this.log.info({ condition, text }, 'stream error');
+    if (!this.headerSent) this.sendHeader(undefined);
+    const error = streamErrorElement(condition, text);
+    if (this.transport.framing === 'framed') error.attrs['xmlns:stream'] = NS_STREAM;
+    this.send(error);
+    this.closeStream();
+  }
+
+  // --- input -------------------------------------------------------------------------------------------
+
+  private newParser(): void {
+    this.parser?.close();
+    const limits = this.ctx.deps.config.limits;
+    const parser: StreamParser = new StreamParser(
+      this.transport.framing,
+      {
+        maxStanzaBytes: this.username === undefined ? limits.preAuthStanzaBytes : limits.stanzaBytes,
+        maxDepth: limits.depth,
+        maxAttributes: limits.attributes,
+        maxChildren: limits.children,
+      },
+      {
+        streamStart: (attrs) => {
+          if (parser === this.parser) this.enqueue(() => this.onHeader(attrs));
+        },
+        element: (el) => {
+          if (parser === this.parser) this.onParsedElement(parser, el);
+        },
+        streamEnd: () => {
+          if (parser === this.parser) this.enqueue(() => this.closeStream());
+        },
+        error: (err) => {
+          if (parser !== this.parser) return;
+          this.parser = undefined;
+          this.enqueue(() => this.fail(err.condition, err.text));
+        },
+      },
+    );
+    this.parser = parser;
+  }
+
+  private onParsedElement(parser: StreamParser, el: Element): void {
+    // RFC 6120 §5.4.3.3: nothing sent after <starttls/> may be read as part of the TLS-protected stream.
+    if (this.transport.canStartTls && this.username === undefined && el.is('starttls', NS_TLS)) {
+      parser.close();
+      this.parser = undefined;
+      this.transport.discardInput();
+      this.enqueue(() => this.startTls());
+      return;
+    }
+    this.enqueue(() => this.onElement(el));
+  }
+
+  private enqueue(task: () => Promise<void> | void): void {
+    const generation = this.generation;
+    this.queued += 1;
+    this.updateFlow();
+    this.queue = this.queue
+      .then(async () => {
+        if (this.closing || generation !== this.generation) return;
+        await task();
+      })
+      .catch((err: unknown) => {
+        if (err instanceof StreamError) {
+          this.fail(err.condition, err.text);
+        } else {
+          this.log.error({ err }, 'stream handler failed');
+          this.fail('internal-server-error');
+        }
+      })
+      .finally(() => {
+        this.queued -= 1;
+        this.updateFlow();
+      });
+  }
+
+  private updateFlow(): void {
+    const load = this.queued + this.window.inflight;
+    if (!this.paused && load >= HIGH_WATER) {
+      this.paused = true;
+      this.transport.pause();
+    } else if (this.paused && load <= LOW_WATER) {
+      this.paused = false;
+      this.transport.resume();
+    }
+  }
+
+  // --- stream level ------------------------------------------------------------------------------------
+
+  private onHeader(attrs: Readonly<Record<string, string>>): void {
+    if (!this.awaitingHeader) throw new StreamError('invalid-xml', 'Unexpected stream header');
+    this.awaitingHeader = false;
+    this.sendHeader(attrs.from);
+    const to = attrs.to === undefined ? undefined : Jid.tryParse(attrs.to);
+    if (to?.isBare !== true || to.local !== '' || to.domain !== this.ctx.domain) {
+      throw new StreamError('host-unknown', 'This server does not serve that domain');
+    }
+    // RFC 6120 §4.7.5: any 1.x is answered with 1.0; no version means 0.9, which is not supported.
+    if (attrs.version === undefined || !/^1\.\d+$/.test(attrs.version)) {
+      throw new StreamError('unsupported-version');
+    }
+    this.send(this.features());
+  }
+
+  private sendHeader(clientFrom: string | undefined): void {
+    this.headerSent = true;
+    const to = clientFrom === undefined ? undefined : Jid.tryParse(clientFrom)?.toString();
+    const attrs: Record<string, string | undefined> = {
+      id: randomBytes(16).toString('base64url'),
+      from: this.ctx.domain,
+      to,
+      version: '1.0',
+      'xml:lang': 'en',
+    };
+    if (this.transport.framing === 'framed') {
+      this.send(xml('open', { xmlns: NS_FRAMING, ...attrs }));
+      return;
+    }
+    let header = `<?xml version='1.0'?><stream:stream xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}'`;
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value !== undefined) header += ` ${name}='${escapeXml(value)}'`;
+    }
+    this.transport.send(`${header}>`);
+  }
+
+  private features(): Element {
+    const framed = this.transport.framing === 'framed';
+    if (this.username !== undefined) return postAuthFeatures(this.ctx.caps, framed);
+    const config = this.ctx.deps.config;
+    const awaitingTls = this.awaitingTls();
+    return preAuthFeatures(
+      {
+        startTls: this.transport.canStartTls,
+        tlsRequired: config.tls.required,
+        mechanisms: awaitingTls ? [] : this.offeredMechanisms(),
+        registration: this.registrationOffered(),
+        caps: this.ctx.caps,
+      },
+      framed,
+    );
+  }
+
+  /** RFC 6120 §5.3.1: TLS is mandatory to negotiate and still can be. */
+  private awaitingTls(): boolean {
+    return this.ctx.deps.config.tls.required && this.transport.canStartTls;
+  }
+
+  private offeredMechanisms(): string[] {
+    const secure = this.transport.secure;
+    return this.ctx.deps.config.auth.mechanisms.filter((name) => name !== 'PLAIN' || secure);
+  }
+
+  /** Registration sends a password in the clear, so it waits for TLS wherever TLS is required. */
+  private registrationOffered(): boolean {
+    const config = this.ctx.deps.config;
+    return config.registration === 'open' && (this.transport.secure || !config.tls.required);
+  }
+
+  /** Restarts the stream (RFC 6120 §4.3.3): a new parser, a new header expected, queued events dropped. */
+  private restart(): void {
+    this.generation += 1;
+    this.awaitingHeader = true;
+    this.headerSent = false;
+    this.newParser();
+  }
+
+  private startTls(): void {
+    this.send(xml('proceed', { xmlns: NS_TLS }));
+    this.transport.startTls(this.ctx.secureContext);
+    this.log.debug('TLS started');
+    this.restart();
+  }
+
+  /** Sends the closing tag and ends the connection (RFC 6120 §4.4). */
+  private closeStream(): void {
+    if (this.closing) return;
+    this.transport.send(
+      this.transport.framing === 'framed'
+        ? xml('close', { xmlns: NS_FRAMING }).toString()
+        : '</stream:stream>',
+    );
+    this.transport.end();
+    this.shutDown();
+  }
+
+  private onTransportClosed(): void {
+    this.shutDown();
+    this.markClosed();
+  }
+
+  private shutDown(): void {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.authTimer);
+    this.parser?.close();
+    this.parser = undefined;
+    this.sessionEnd = this.endSession();
+  }
+
+  // --- elements ----------------------------------------------------------------------------------------
+
+  private async onElement(el: Element): Promise<void> {
+    const framed = this.transport.framing === 'framed';
+    if (framed && el.is('open', NS_FRAMING)) {
+      this.onHeader(stringAttrs(el));
+      return;
+    }
+    if (framed && el.is('close', NS_FRAMING)) {
+      this.closeStream();
+      return;
+    }
+    if (this.awaitingHeader) throw new StreamError('invalid-xml', 'Expected <open/>');
+    if (this.username === undefined) return this.beforeAuth(el);
+    if (this.session === undefined) return this.beforeBind(el);
+    return this.onStanza(el, this.session);
+  }
+
+  private async beforeAuth(el: Element): Promise<void> {
+    if (el.is('starttls', NS_TLS)) {
+      // RFC 6120 §5.4.2.2: STARTTLS is not possible here (already TLS, or WebSocket).
+      this.send(xml('failure', { xmlns: NS_TLS }));
+      this.closeStream();
+      return;
+    }
+    if (el.getNS() === NS_SASL) {
+      const outcome = await this.sasl.handle(el, {
+        offered: this.offeredMechanisms(),
+        enabled: this.ctx.deps.config.auth.mechanisms,
+        secure: this.transport.secure,
+        awaitingTls: this.awaitingTls(),
+      });
+      if (outcome.kind === 'success') {
+        this.send(outcome.success);
+        this.onAuthenticated(outcome.username);
+      } else if (outcome.kind === 'exhausted') {
+        this.fail('policy-violation', 'Too many failed authentication attempts');
+      }
+      return;
+    }
+    if (this.awaitingTls()) throw new StreamError('policy-violation', 'Use of STARTTLS is required');
+    if (el.getNS() === NS_CLIENT && isRegistrationIq(el)) {
+      const config = this.ctx.deps.config;
+      this.send(
+        await answerRegistration(el, {
+          accounts: this.ctx.deps.store.accounts,
+          domain: this.ctx.domain,
+          iterations: config.auth.scramIterations,
+          open: this.registrationOffered(),
+        }),
+      );
+      return;
+    }
+    throw new StreamError('not-authorized');
+  }
+
+  private onAuthenticated(username: string): void {
+    this.username = username;
+    clearTimeout(this.authTimer);
+    this.log.info({ user: username }, 'authenticated');
+    this.restart();
+  }
+
+  private async beforeBind(el: Element): Promise<void> {
+    if (el.getNS() === NS_CLIENT && isBindIq(el)) {
+      this.binding = this.bind(el);
+      await this.binding;
+      return;
+    }
+    if (el.getNS() === NS_CLIENT && isSessionIq(el)) {
+      this.send(sessionResult(el));
+      return;
+    }
+    throw new StreamError('not-authorized');
+  }
+
+  private async bind(iq: Element): Promise<void> {
+    const username = this.username ?? '';
+    let jid: Jid;
+    try {
+      jid = requestedJid(iq, username, this.ctx.domain);
+    } catch (err) {
+      if (err instanceof StanzaError) return this.send(errorReply(iq, err));
+      throw err;
+    }
+    const record: SessionRecord = {
+      jid: jid.toString(),
+      sessionId: randomUUID(),
+      edgeId: this.ctx.edgeId,
+      boundAt: Date.now(),
+      priority: 0,
+      available: false,
+      interested: false,
+    };
+    // Registered before the registry knows the session, so nothing addressed to it can miss it.
+    this.claimedJid = record.jid;
+    this.ctx.sessions.set(record.sessionId, this);
+    let replaced: SessionRecord | undefined;
+    try {
+      replaced = await this.ctx.deps.registry.bind(record);
+    } catch (err) {
+      this.ctx.sessions.delete(record.sessionId);
+      this.claimedJid = '';
+      this.log.error({ err }, 'resource binding failed');
+      return this.send(errorReply(iq, new StanzaError('resource-constraint', undefined, { type: 'wait' })));
+    }
+    const session: BoundSession = { jid, bare: jid.bare().toString(), record };
+    this.session = session;
+    this.log.info({ jid: record.jid, sessionId: record.sessionId }, 'bound');
+    if (replaced !== undefined && replaced.sessionId !== record.sessionId) await this.replace(replaced);
+    this.send(bindResult(iq, jid));
+  }
+
+  /** RFC 6120 §7.7.2.2: the older session of the same full JID ends with `conflict`. */
+  private async replace(old: SessionRecord): Promise<void> {
+    try {
+      await this.ctx.deps.delivery.deliver(
+        { edgeId: old.edgeId, sessionId: old.sessionId, jid: old.jid },
+        { kind: 'close', condition: 'conflict', text: 'Replaced by a new session' },
+      );
+    } catch (err) {
+      this.log.warn({ err }, 'could not tell the replaced session');
+    }
+    // The replaced stream's own unbind finds the new binding and publishes nothing, so this is its only end.
+    this.publishSessionEnd(old);
+  }
+
+  private onStanza(el: Element, session: BoundSession): void {
+    if (el.getNS() !== NS_CLIENT || !STANZA_NAMES.has(el.name)) {
+      throw new StreamError('unsupported-stanza-type');
+    }
+    if (isBindIq(el)) {
+      if (attr(el, 'type') !== 'error' && attr(el, 'type') !== 'result') {
+        this.send(errorReply(el, new StanzaError('not-allowed', 'A resource is already bound')));
+      }
+      return;
+    }
+    if (isSessionIq(el)) return this.send(sessionResult(el));
+    try {
+      checkClientStanza(el, session.jid);
+    } catch (err) {
+      if (!(err instanceof StanzaError)) throw err;
+      el.attrs.from = session.record.jid;
+      const from = err.condition === 'jid-malformed' ? this.ctx.domain : undefined;
+      if (attr(el, 'type') !== 'error') this.send(errorReply(el, err, from));
+      return;
+    }
+    el.attrs.from = session.record.jid;
+    if (el.attrs.xmlns === NS_CLIENT) delete el.attrs.xmlns;
+    this.publishStanza(el, session);
+  }
+
+  private publishStanza(el: Element, session: BoundSession): void {
+    const envelope: StanzaEnvelope = {
+      t: 'stanza',
+      id: randomUUID(),
+      from: session.record.jid,
+      sessionId: session.record.sessionId,
+      edgeId: this.ctx.edgeId,
+      ts: Date.now(),
+      xml: el.toString(),
+    };
+    const topic = el.name === 'presence' ? TOPIC_PRESENCE : TOPIC_STANZAS;
+    void this.window
+      .publish(topic, session.bare, encodeEnvelope(envelope))
+      .then(undefined, (err: unknown) => {
+        this.log.warn({ err }, 'publish failed');
+        if (attr(el, 'type') !== 'error') {
+          this.send(errorReply(el, new StanzaError('resource-constraint', undefined, { type: 'wait' })));
+        }
+      });
+  }
+
+  private publishSessionEnd(record: SessionRecord): void {
+    const envelope: SessionEndEnvelope = { t: 'session-end', id: randomUUID(), ts: Date.now(), record };
+    void this.window
+      .publish(TOPIC_PRESENCE, bareOf(record.jid), encodeEnvelope(envelope))
+      .then(undefined, (err: unknown) => {
+        this.log.error({ err, jid: record.jid }, 'could not publish a session end');
+      });
+  }
+
+  /** Unbinds this stream's session, once, and publishes its end if the binding was still its own. */
+  private async endSession(): Promise<void> {
+    try {
+      await this.binding;
+    } catch {
+      // The bind handler already answered its own failure.
+    }
+    const session = this.session;
+    if (session !== undefined) {
+      this.ctx.sessions.delete(session.record.sessionId);
+      try {
+        const removed = await this.ctx.deps.registry.unbind(session.record.jid, session.record.sessionId);
+        if (removed !== undefined) this.publishSessionEnd(removed);
+      } catch (err) {
+        this.log.error({ err }, 'unbind failed');
+      }
+    }
+    await this.window.drain();
+  }
+
+  // --- output ------------------------------------------------------------------------------------------
+
+  private send(el: Element): void {
+    if (this.transport.framing === 'framed' && STANZA_NAMES.has(el.name) && el.attrs.xmlns === undefined) {
+      el.attrs.xmlns = NS_CLIENT;
+    }
+    this.transport.send(el.toString());
+  }
+}
+
+function stringAttrs(el: Element): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(el.attrs)) if (typeof value === 'string') out[name] = value;
+  return out;
+}
+
+function isSessionIq(el: Element): boolean {
+  return el.name === 'iq' && el.getChild('session', NS_SESSION) !== undefined;
+}
+
+/** RFC 3921 §3: legacy session establishment is a no-op answered with success. */
+function sessionResult(iq: Element): Element {
+  if (attr(iq, 'type') !== 'set' || attr(iq, 'id') === undefined) return errorReply(iq, 'bad-request');
+  return xml('iq', { type: 'result', id: attr(iq, 'id') });
+}
+
+/** RFC 7395 §3.3.3: each WebSocket message stands alone, so a stanza must declare jabber:client itself. */
+function withClientNamespace(stanza: string): string {
+  const end = stanza.indexOf('>');
+  if (end === -1 || /\sxmlns=/.test(stanza.slice(0, end))) return stanza;
+  const nameEnd = stanza.search(/[\s/>]/);
+  return `${stanza.slice(0, nameEnd)} xmlns='${NS_CLIENT}'${stanza.slice(nameEnd)}`;
+}

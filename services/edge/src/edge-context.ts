@@ -1,0 +1,27 @@
+// What every client stream of one edge shares: dependencies, TLS, throttling, caps and the local session table.
+import type { SecureContext } from 'node:tls';
+import type { RoleDeps } from '@starling/core';
+import type { DeliveryPayload } from '@starling/ports';
+import type { SaslServerOptions } from '@starling/features';
+import type { LoginThrottle } from './login-throttle.ts';
+import type { Caps } from './stream-features.ts';
+
+/** A bound local session, as Delivery reaches it. */
+export interface LocalSession {
+  readonly jid: string;
+  /** Writes the payload to the stream; false if the stream is going away. */
+  deliver(payload: DeliveryPayload): boolean;
+}
+
+export interface EdgeContext {
+  readonly deps: RoleDeps;
+  readonly edgeId: string;
+  /** The domain as a prepared domainpart. */
+  readonly domain: string;
+  readonly secureContext: SecureContext;
+  readonly throttle: LoginThrottle;
+  readonly caps: Caps | undefined;
+  readonly sasl: SaslServerOptions;
+  /** Sessions of this edge by session id; Delivery looks them up here. */
+  readonly sessions: Map<string, LocalSession>;
+}

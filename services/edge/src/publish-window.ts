@@ -1,0 +1,54 @@
+// ARCHITECTURE guarantees 1, 2 and 6: publishes issued in arrival order, not awaited one by one, but bounded.
+import type { StanzaBus } from '@starling/ports';
+
+/** Tells whether a connection should stop or restart reading. */
+export type PressureListener = (pressure: number) => void;
+
+/**
+ * Tracks one connection's unconfirmed publishes. Each publish is issued at once (the bus keeps per-key
+ * order), and the listener hears the count so the connection can pause reading while it is high.
+ */
+export class PublishWindow {
+  private readonly bus: StanzaBus;
+  private readonly onChange: PressureListener;
+  private inflightCount = 0;
+  private readonly settled = new Set<Promise<void>>();
+
+  constructor(bus: StanzaBus, onChange: PressureListener) {
+    this.bus = bus;
+    this.onChange = onChange;
+  }
+
+  get inflight(): number {
+    return this.inflightCount;
+  }
+
+  /** Issues the publish now; the returned promise settles when the bus confirmed or refused it. */
+  publish(topic: string, key: string, value: string): Promise<void> {
+    this.inflightCount += 1;
+    this.onChange(this.inflightCount);
+    let result: Promise<void>;
+    try {
+      result = this.bus.publish(topic, key, value);
+    } catch (err) {
+      result = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const done: Promise<void> = result.then(
+      () => this.release(done),
+      () => this.release(done),
+    );
+    this.settled.add(done);
+    return result;
+  }
+
+  /** Resolves when every publish issued so far has settled. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.settled]);
+  }
+
+  private release(done: Promise<void>): void {
+    this.settled.delete(done);
+    this.inflightCount -= 1;
+    this.onChange(this.inflightCount);
+  }
+}
