@@ -172,7 +172,11 @@ describe('presence role host', () => {
 
     await publish(host, JULIET, fromSession(juliet, '<presence/>'));
     expect(await host.inboxes.until(romeo.jid, 1)).toEqual([`presence available ${JULIET}/balcony`]);
-    expect(await host.inboxes.until(juliet.jid, 1)).toEqual([`presence available ${ROMEO}/orchard`]);
+    // Juliet's own presence comes back to her (RFC 6121 §4.2.2), then Romeo's, which answers her probe.
+    expect(await host.inboxes.until(juliet.jid, 2)).toEqual([
+      `presence available ${JULIET}/balcony`,
+      `presence available ${ROMEO}/orchard`,
+    ]);
 
     await publish(host, JULIET, {
       t: 'stanza',

@@ -48,6 +48,8 @@ export async function availablePresence(
   if (updated === undefined) return;
   const roster = await ctx.store.rosters.get(user.local);
   const siblings = await broadcast(ctx, session, roster, presence);
+  // §4.2.2 and §4.4.2: the broadcast includes the resource that sent it.
+  await ctx.routing.deliver(updated, withAttrs(presence, { to: session.jid }));
   if (session.available) return;
 
   await Promise.all(

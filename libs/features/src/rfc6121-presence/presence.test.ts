@@ -72,7 +72,10 @@ describe('initial presence (§4.2, §4.3)', () => {
     const romeo = await w.connect(`${ROMEO}/orchard`);
     await w.send(romeo, '<presence><show>away</show></presence>');
     // Juliet is offline and never logged out: a plain unavailable answers Romeo's probe.
-    expect(w.take(romeo.jid)).toEqual([`presence unavailable ${JULIET} -> ${ROMEO}/orchard`]);
+    expect(w.take(romeo.jid)).toEqual([
+      `presence available ${ROMEO}/orchard -> ${ROMEO}/orchard [show:away]`,
+      `presence unavailable ${JULIET} -> ${ROMEO}/orchard`,
+    ]);
     const nurse = await online(w, `${NURSE}/chamber`);
 
     const juliet = await w.connect(`${JULIET}/balcony`);
@@ -85,6 +88,7 @@ describe('initial presence (§4.2, §4.3)', () => {
     expect(w.take(nurse.jid)).toEqual([`presence available ${JULIET}/balcony -> ${NURSE} ${payload}`]);
     expect(sorted(w.take(juliet.jid))).toEqual(
       sorted([
+        `presence available ${JULIET}/balcony -> ${JULIET}/balcony ${payload}`,
         `presence available ${ROMEO}/orchard -> ${JULIET}/balcony [show:away]`,
         `presence unavailable ${BENVOLIO} -> ${JULIET}/balcony [status:Gone to Mantua delay:2024-01-02T03:04:05Z]`,
       ]),
@@ -103,6 +107,7 @@ describe('initial presence (§4.2, §4.3)', () => {
     const garden = await w.connect(`${JULIET}/garden`);
     await w.send(garden, '<presence><priority>-1</priority></presence>');
     expect(w.take(garden.jid)).toEqual([
+      `presence available ${JULIET}/garden -> ${JULIET}/garden [priority:-1]`,
       `presence available ${JULIET}/balcony -> ${JULIET}/garden [show:dnd]`,
     ]);
     expect(w.take(balcony.jid)).toEqual([
@@ -143,7 +148,8 @@ describe('initial presence (§4.2, §4.3)', () => {
     const romeo = await online(w, `${ROMEO}/orchard`);
     const juliet = await w.connect(`${JULIET}/balcony`);
     await w.send(juliet, '<presence/>');
-    expect(w.take(juliet.jid)).toEqual([]);
+    // Only her own presence comes back; Romeo's answer to her probe was stopped.
+    expect(w.take(juliet.jid)).toEqual([`presence available ${JULIET}/balcony -> ${JULIET}/balcony`]);
     expect(w.take(romeo.jid)).toEqual([`presence available ${JULIET}/balcony -> ${ROMEO}`]);
   });
 
@@ -162,6 +168,7 @@ describe('initial presence (§4.2, §4.3)', () => {
     const juliet = await w.connect(`${JULIET}/balcony`);
     await w.send(juliet, "<presence id='p1'/>");
     expect(w.take(juliet.jid)).toEqual([
+      `presence available ${JULIET}/balcony -> ${JULIET}/balcony`,
       `presence error - -> ${JULIET}/balcony [error:internal-server-error]`,
     ]);
     await w.send(juliet, '<presence><show>away</show></presence>');
@@ -204,7 +211,12 @@ describe('priority and syntax (§4.7)', () => {
       await w.send(juliet, `<presence><priority>${text}</priority></presence>`);
       expect(await record(w, juliet.jid)).toMatchObject({ available: true, priority: value });
     }
-    expect(w.take(juliet.jid)).toEqual([]);
+    // No error: each is only echoed back to the session.
+    expect(w.take(juliet.jid)).toEqual([
+      `presence available ${JULIET}/balcony -> ${JULIET}/balcony [priority:-128]`,
+      `presence available ${JULIET}/balcony -> ${JULIET}/balcony [priority:127]`,
+      `presence available ${JULIET}/balcony -> ${JULIET}/balcony [priority:+7]`,
+    ]);
   });
 
   it('answers bad-request to a presence type RFC 6121 does not define', async () => {
@@ -235,10 +247,40 @@ describe('subsequent presence (§4.4)', () => {
     expect(w.take(garden.jid)).toEqual([
       `presence available ${JULIET}/balcony -> ${JULIET}/garden [show:xa priority:3]`,
     ]);
-    expect(w.take(balcony.jid)).toEqual([]);
+    expect(w.take(balcony.jid)).toEqual([
+      `presence available ${JULIET}/balcony -> ${JULIET}/balcony [show:xa priority:3]`,
+    ]);
     const stored = await record(w, balcony.jid);
     expect(stored?.priority).toBe(3);
     expect(parseTrusted(stored!.presence!).getChildText('show')).toBe('xa');
+  });
+});
+
+describe('the sending resource (§4.2.2, §4.4.2)', () => {
+  it('gets its own initial and subsequent presence back, but not its unavailable presence', async () => {
+    const w = await open();
+    const garden = await online(w, `${JULIET}/garden`);
+    const balcony = await w.connect(`${JULIET}/balcony`);
+    await w.send(balcony, '<presence><status>Wherefore?</status></presence>');
+    expect(w.take(balcony.jid)).toEqual([
+      `presence available ${JULIET}/balcony -> ${JULIET}/balcony [status:Wherefore?]`,
+      `presence available ${JULIET}/garden -> ${JULIET}/balcony`,
+    ]);
+    expect(w.take(garden.jid)).toEqual([
+      `presence available ${JULIET}/balcony -> ${JULIET}/garden [status:Wherefore?]`,
+    ]);
+
+    await w.send(balcony, '<presence><show>away</show></presence>');
+    expect(w.take(balcony.jid)).toEqual([
+      `presence available ${JULIET}/balcony -> ${JULIET}/balcony [show:away]`,
+    ]);
+    expect(w.take(garden.jid)).toEqual([
+      `presence available ${JULIET}/balcony -> ${JULIET}/garden [show:away]`,
+    ]);
+
+    await w.send(balcony, "<presence type='unavailable'/>");
+    expect(w.take(balcony.jid)).toEqual([]);
+    expect(w.take(garden.jid)).toEqual([`presence unavailable ${JULIET}/balcony -> ${JULIET}/garden`]);
   });
 });
 
@@ -402,9 +444,9 @@ describe('unavailable presence and the end of a session (§4.5)', () => {
     expect(w.take(romeo.jid)).toEqual([
       `presence unavailable ${JULIET}/balcony -> ${ROMEO} [status:Parting is such sweet sorrow]`,
     ]);
-    const ended = await record(w, balcony.jid);
-    expect(ended).toMatchObject({ available: false, directed: [] });
-    expect(ended?.presence).toBeUndefined();
+    const afterEnd = await record(w, balcony.jid);
+    expect(afterEnd).toMatchObject({ available: false, directed: [] });
+    expect(afterEnd?.presence).toBeUndefined();
     const last = await w.backends.store.lastActivity.get('juliet');
     expect(last?.status).toBe('Parting is such sweet sorrow');
     expect(last!.at).toBeGreaterThanOrEqual(before);

@@ -65,6 +65,9 @@ describe('subscription handshake (§3.1)', () => {
     // Romeo's presence now follows him to Juliet, and Juliet's does not go to Romeo.
     await w.send(romeo, '<presence><show>chat</show></presence>');
     expect(w.take(juliet.jid)).toEqual([`presence available ${ROMEO}/orchard -> ${JULIET} [show:chat]`]);
+    expect(w.take(romeo.jid)).toEqual([
+      `presence available ${ROMEO}/orchard -> ${ROMEO}/orchard [show:chat]`,
+    ]);
     await w.send(juliet, '<presence><show>dnd</show></presence>');
     expect(w.take(romeo.jid)).toEqual([]);
   });
@@ -157,11 +160,15 @@ describe('pending requests (§3.1.3)', () => {
 
     const orchard = await w.connect(`${ROMEO}/orchard`);
     await w.send(orchard, '<presence/>');
-    expect(w.take(orchard.jid)).toEqual([`presence subscribe ${JULIET} -> ${ROMEO}`]);
+    expect(w.take(orchard.jid)).toEqual([
+      `presence available ${ROMEO}/orchard -> ${ROMEO}/orchard`,
+      `presence subscribe ${JULIET} -> ${ROMEO}`,
+    ]);
 
     const garden = await w.connect(`${ROMEO}/garden`);
     await w.send(garden, '<presence/>');
     expect(w.take(garden.jid)).toEqual([
+      `presence available ${ROMEO}/garden -> ${ROMEO}/garden`,
       `presence available ${ROMEO}/orchard -> ${ROMEO}/garden`,
       `presence subscribe ${JULIET} -> ${ROMEO}`,
     ]);
@@ -178,7 +185,10 @@ describe('pending requests (§3.1.3)', () => {
     await w.end(orchard);
     const hall = await w.connect(`${ROMEO}/hall`);
     await w.send(hall, '<presence/>');
-    expect(w.take(hall.jid)).toEqual([`presence available ${ROMEO}/garden -> ${ROMEO}/hall`]);
+    expect(w.take(hall.jid)).toEqual([
+      `presence available ${ROMEO}/hall -> ${ROMEO}/hall`,
+      `presence available ${ROMEO}/garden -> ${ROMEO}/hall`,
+    ]);
   });
 
   it('a request cancelled by the requester is withdrawn from the contact (A.3.2)', async () => {
