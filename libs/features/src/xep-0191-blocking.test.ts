@@ -77,9 +77,12 @@ describe('JID matching', () => {
 describe('blocklist commands', () => {
   beforeEach(async () => {
     await open();
-    await kit.bind(BALCONY, { interested: true });
+    // §3.3: pushes go to the resources that asked for the blocklist, whether or not they fetched the roster.
+    await kit.bind(BALCONY);
     await kit.bind(CHAMBER, { interested: true });
-    await kit.bind(`${JULIET}/quiet`);
+    await kit.bind(`${JULIET}/quiet`, { interested: true });
+    await kit.iq(BALCONY, GET);
+    await kit.iq(CHAMBER, GET);
   });
 
   it('returns an empty blocklist, then the blocked JIDs', async () => {
@@ -93,7 +96,7 @@ describe('blocklist commands', () => {
     );
   });
 
-  it('blocks, answers, and pushes the block to every interested resource', async () => {
+  it('blocks, answers, and pushes the block to every resource that requested the blocklist', async () => {
     expect(await kit.iq(BALCONY, command('block', [ROMEO]))).toBe(
       `<iq type="result" id="b1" to="${BALCONY}"/>`,
     );

@@ -139,7 +139,7 @@ function setupCommands(ctx: FeatureContext, cache: ReturnType<typeof createBlock
     const sessions = await ctx.registry.resources(bareOf(username));
     await Promise.all(
       sessions
-        .filter((session) => session.interested)
+        .filter((session) => session.blocklistRequested === true)
         .map((session) =>
           ctx.routing.deliver(
             session,
@@ -184,6 +184,11 @@ function setupCommands(ctx: FeatureContext, cache: ReturnType<typeof createBlock
     'blocklist',
     async ({ from, to }) => {
       if (!to.equals(from.bare())) throw new StanzaError('forbidden');
+      // §3.3: pushes go to the resources that asked for the blocklist.
+      const session = await ctx.registry.get(from.toString());
+      if (session && session.blocklistRequested !== true) {
+        await ctx.registry.update(session.jid, session.sessionId, { blocklistRequested: true });
+      }
       const list = await ctx.store.blocklists.list(from.local);
       return xml('blocklist', { xmlns: NS_BLOCKING }, ...list.map((jid) => xml('item', { jid })));
     },

@@ -16,6 +16,8 @@ export interface SessionRecord {
   readonly available: boolean;
   /** Requested the roster (an "interested resource", RFC 6121 §1.4). */
   readonly interested: boolean;
+  /** Requested the blocklist, so it receives blocklist pushes (XEP-0191 §3.3). */
+  readonly blocklistRequested?: boolean;
   /** The last broadcast available presence, serialized, answered to probes. */
   readonly presence?: string;
   /** Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6), to be told when it goes. */
@@ -24,7 +26,7 @@ export interface SessionRecord {
 
 /** Fields that router and presence may change; each is written independently (no lost updates). */
 export type SessionPatch = Partial<
-  Pick<SessionRecord, 'priority' | 'available' | 'interested' | 'directed'>
+  Pick<SessionRecord, 'priority' | 'available' | 'interested' | 'blocklistRequested' | 'directed'>
 > & {
   /** The new last available presence; `null` removes it (the session went unavailable). */
   readonly presence?: string | null;
