@@ -31,15 +31,31 @@ export default tseslint.config(
   },
   {
     // Features and the role hosts talk only to ports; adapters are chosen in each service's main.ts.
-    files: ['libs/features/src/**/*.ts', 'libs/core/src/**/*.ts', 'libs/xmpp/src/**/*.ts', 'libs/ports/src/**/*.ts'],
+    files: [
+      'libs/features/src/**/*.ts',
+      'libs/core/src/**/*.ts',
+      'libs/xmpp/src/**/*.ts',
+      'libs/ports/src/**/*.ts',
+      'services/edge/src/**/*.ts',
+      'services/router/src/**/*.ts',
+      'services/presence/src/**/*.ts',
+    ],
     // Unit tests drive features with the real in-process adapters.
-    ignores: ['**/*.test.ts'],
+    ignores: ['**/*.test.ts', '**/test-*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          paths: adapterModules.map((name) => ({ name, message: 'Features reach backends only through the ports.' })),
-          patterns: [{ group: ['**/adapters/**', '**/store/src/**'], message: 'Features reach backends only through the ports.' }],
+          paths: adapterModules.map((name) => ({
+            name,
+            message: 'Features reach backends only through the ports.',
+          })),
+          patterns: [
+            {
+              group: ['**/adapters/**', '**/store/src/**'],
+              message: 'Features reach backends only through the ports.',
+            },
+          ],
         },
       ],
     },

@@ -22,9 +22,8 @@ export interface HookMap {
 }
 
 export type HookName = keyof HookMap;
-export type HookHandler<K extends HookName> = (
-  payload: HookMap[K],
-) => HookResult | Promise<HookResult> | void | Promise<void>;
+/** Anything but `'handled'` (including nothing) lets the chain go on. */
+export type HookHandler<K extends HookName> = (payload: HookMap[K]) => unknown;
 
 interface Entry<K extends HookName> {
   readonly handler: HookHandler<K>;

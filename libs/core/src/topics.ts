@@ -47,7 +47,8 @@ export function encodeEnvelope(envelope: Envelope): string {
 }
 
 export function decodeEnvelope(value: string): Envelope {
-  const parsed = JSON.parse(value) as Envelope;
-  if (parsed.t !== 'stanza' && parsed.t !== 'session-end') throw new Error('unknown envelope');
-  return parsed;
+  const parsed: unknown = JSON.parse(value);
+  const kind = typeof parsed === 'object' && parsed !== null ? (parsed as { t?: unknown }).t : undefined;
+  if (kind !== 'stanza' && kind !== 'session-end') throw new Error('unknown envelope');
+  return parsed as Envelope;
 }
