@@ -1,6 +1,8 @@
 // @starling/features: every protocol feature, registered in one list. Hosts pick those of their role.
 import type { Config, Feature } from '@starling/core';
-import roster from './rfc6121-roster/index.ts';
+import roster, { rosterVersioning } from './rfc6121-roster/index.ts';
+import { routingRules } from './rfc6121-routing/index.ts';
+import { streamFeatures } from './rfc6120-streams.ts';
 import presence from './rfc6121-presence/index.ts';
 import disco from './xep-0030-disco.ts';
 import lastActivity from './xep-0012-last.ts';
@@ -9,7 +11,7 @@ import vcard from './xep-0054-vcard.ts';
 import register from './xep-0077-register.ts';
 import version from './xep-0092-version.ts';
 import caps from './xep-0115-caps.ts';
-import offline from './xep-0160-offline.ts';
+import offline, { delayedDelivery } from './xep-0160-offline.ts';
 import blocking from './xep-0191-blocking.ts';
 import ping from './xep-0199-ping.ts';
 import time from './xep-0202-time.ts';
@@ -23,9 +25,13 @@ export { specTable, withSpecTable } from './spec-table.ts';
 
 /** Every feature, in registration order. Helpers and hosts import from here only. */
 export const allFeatures: readonly Feature[] = [
+  ...streamFeatures,
+  routingRules,
   roster,
+  rosterVersioning,
   presence,
   offline,
+  delayedDelivery,
   disco,
   caps,
   version,

@@ -36,5 +36,5 @@ export function withSpecTable(readme: string, features: readonly Feature[]): str
   const from = readme.indexOf(start);
   const to = readme.indexOf(end);
   if (from === -1 || to < from) throw new Error('README has no specs markers');
-  return `${readme.slice(0, from + start.length)}\n${specTable(features)}\n${readme.slice(to)}`;
+  return `${readme.slice(0, from + start.length)}\n\n${specTable(features)}\n\n${readme.slice(to)}`;
 }

@@ -72,3 +72,10 @@ export default defineFeature({
     }
   },
 });
+
+/** XEP-0203: the delay stamps on stored messages and on probe answers; declared for the specification table. */
+export const delayedDelivery = defineFeature({
+  id: 'xep-0203-delay',
+  spec: { xep: 203, title: 'Delayed Delivery' },
+  roles: ['router', 'presence'],
+});

@@ -134,3 +134,10 @@ export default defineFeature({
     ctx.iq.onSet(NS_ROSTER, 'query', (request) => rosterSet(ctx, request), { targets: ['account'] });
   },
 });
+
+/** XEP-0237: the `ver` handling of roster get above; declared for the specification table. */
+export const rosterVersioning = defineFeature({
+  id: 'xep-0237-roster-versioning',
+  spec: { xep: 237, title: 'Roster Versioning' },
+  roles: ['router'],
+});

@@ -1,6 +1,7 @@
 // RFC 6121 §8 and RFC 6120 §10: delivers stanzas addressed to local JIDs to the right sessions, or answers them.
 import { randomUUID } from 'node:crypto';
 import {
+  defineFeature,
   encodeEnvelope,
   TOPIC_PRESENCE,
   type Config,
@@ -214,3 +215,10 @@ export function createRouting(deps: {
     },
   };
 }
+
+/** RFC 6121 §8: the routing rules `createRouting` applies; declared for the specification table. */
+export const routingRules = defineFeature({
+  id: 'rfc6121-routing',
+  spec: { rfc: 6121, section: '8', title: 'Routing of messages, presence and IQs' },
+  roles: ['router', 'presence'],
+});
