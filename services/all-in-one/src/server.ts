@@ -1,0 +1,63 @@
+// The embedded shape: edge, router and presence in one process, wired with in-process adapters and SQLite.
+import { join } from 'node:path';
+import { MemoryStanzaBus, MemorySessionRegistry, LocalDelivery } from '@starling/adapters';
+import { openSqliteStore } from '@starling/store';
+import type { Config, Feature, Logger, RoleDeps, RoleHandle } from '@starling/core';
+import { enabledFeatures } from '@starling/features';
+import { startEdge, type EdgeHandle } from '@starling/edge';
+import { startRouter } from '@starling/router';
+import { startPresence } from '@starling/presence';
+import { loadTlsCredentials, type TlsCredentials } from './certificate.ts';
+
+export interface EmbeddedServer {
+  readonly ports: EdgeHandle['ports'];
+  readonly tls: TlsCredentials;
+  readonly databaseFile: string;
+  /** Drains the edge (clients get `system-shutdown`), then stops router, presence and the backends. */
+  close(): Promise<void>;
+}
+
+export function databaseFile(config: Config): string {
+  return join(config.dataDir, 'starling.db');
+}
+
+/**
+ * Starts every role in this process. Fails (and releases what it opened) if any part cannot start.
+ * `features` defaults to those the configuration enables.
+ */
+export async function startEmbedded(
+  config: Config,
+  log: Logger,
+  features: readonly Feature[] = enabledFeatures(config),
+): Promise<EmbeddedServer> {
+  const tls = await loadTlsCredentials(config);
+  const file = databaseFile(config);
+  const store = await openSqliteStore(file);
+  const bus = new MemoryStanzaBus({
+    onError: (err, record) => log.error({ err, topic: record.topic }, 'bus handler failed'),
+  });
+  const registry = new MemorySessionRegistry();
+  const delivery = new LocalDelivery();
+  const deps: RoleDeps = { config, bus, registry, store, delivery, log, features };
+
+  const roles: RoleHandle[] = [];
+  let edge: EdgeHandle | undefined;
+  const release = async (): Promise<void> => {
+    // The edge goes first so its session ends are on the bus; closing the bus lets presence handle them.
+    await edge?.close();
+    await bus.close();
+    for (const role of roles.reverse()) await role.close();
+    await delivery.close();
+    await registry.close();
+    await store.close();
+  };
+  try {
+    roles.push(await startPresence(deps));
+    roles.push(await startRouter(deps));
+    edge = await startEdge({ ...deps, edgeId: 'edge-0', tls: { cert: tls.cert, key: tls.key } });
+    return { ports: edge.ports, tls, databaseFile: file, close: release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}

@@ -1,0 +1,147 @@
+// Conversation-style clients for conformance scenarios: an independent library (@xmpp/client) for normal
+// traffic, with an inbox that tests `expect` from.
+import { client as xmppClient, type XmppClient } from '@xmpp/client';
+import { WebSocket as WsWebSocket } from 'ws';
+import { parseTrusted, type Element } from '@starling/xmpp';
+import type { TestServer } from './server.ts';
+
+// The test server's certificate is self-signed and @xmpp/client offers no way to pin it.
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+// @xmpp/websocket uses the global WebSocket, which Node 20 does not have.
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WsWebSocket;
+
+export type Transport = 'starttls' | 'direct-tls' | 'websocket';
+
+export type Match = (el: Element) => boolean;
+
+const DEFAULT_TIMEOUT = 5000;
+
+export class TestClient {
+  readonly jid: string;
+  readonly bare: string;
+  private readonly xmpp: XmppClient;
+  private readonly inbox: Element[] = [];
+  private waiters: { match: Match; resolve: (el: Element) => void }[] = [];
+  private nextId = 0;
+
+  constructor(xmpp: XmppClient, jid: string) {
+    this.xmpp = xmpp;
+    this.jid = jid;
+    this.bare = jid.split('/')[0] ?? jid;
+    xmpp.on('stanza', (stanza: { toString(): string }) => this.take(parseTrusted(stanza.toString())));
+  }
+
+  private take(el: Element): void {
+    const index = this.waiters.findIndex((w) => w.match(el));
+    const waiter = this.waiters[index];
+    if (waiter) {
+      this.waiters.splice(index, 1);
+      waiter.resolve(el);
+    } else {
+      this.inbox.push(el);
+    }
+  }
+
+  /**
+   * Sends XML written in the test; `from` is stamped by the server. The content namespace is added when
+   * absent, as WebSocket framing (RFC 7395 §3.3.3) requires it on every element.
+   */
+  async send(xml: string): Promise<void> {
+    const el = parseTrusted(xml);
+    el.attrs.xmlns ??= 'jabber:client';
+    await this.xmpp.write(el.toString());
+  }
+
+  /** Resolves with (and removes from the inbox) the first stanza that matches, waiting up to `timeout` ms. */
+  expect(match: Match, timeout = DEFAULT_TIMEOUT): Promise<Element> {
+    const index = this.inbox.findIndex(match);
+    const found = this.inbox[index];
+    if (found) {
+      this.inbox.splice(index, 1);
+      return Promise.resolve(found);
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        match,
+        resolve: (el: Element) => {
+          clearTimeout(timer);
+          resolve(el);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        const seen = this.inbox.map((el) => el.toString()).join('\n  ');
+        reject(new Error(`${this.jid}: no matching stanza within ${timeout} ms; inbox:\n  ${seen}`));
+      }, timeout);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Sends an IQ (the id is filled in when absent) and resolves with its result or error. */
+  async iq(xml: string, timeout = DEFAULT_TIMEOUT): Promise<Element> {
+    const request = parseTrusted(xml);
+    const id = (request.attrs.id as string | undefined) ?? `t${++this.nextId}`;
+    request.attrs.id = id;
+    request.attrs.xmlns ??= 'jabber:client';
+    const reply = this.expect(
+      (el) =>
+        el.name === 'iq' && el.attrs.id === id && (el.attrs.type === 'result' || el.attrs.type === 'error'),
+      timeout,
+    );
+    await this.send(request.toString());
+    return reply;
+  }
+
+  /** Stanzas received and not yet taken by `expect`. */
+  pending(): readonly Element[] {
+    return this.inbox;
+  }
+
+  /**
+   * Waits `ms` and fails if a matching stanza arrived meanwhile. Only for asserting that something is
+   * NOT delivered, where there is no event to wait for.
+   */
+  async expectNothing(match: Match, ms = 300): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    const found = this.inbox.find(match);
+    if (found) throw new Error(`${this.jid}: unexpected stanza ${found.toString()}`);
+  }
+
+  async stop(): Promise<void> {
+    this.xmpp.reconnect.stop();
+    await this.xmpp.stop();
+  }
+}
+
+export interface ConnectOptions {
+  readonly username: string;
+  readonly password: string;
+  readonly resource?: string;
+  readonly transport?: Transport;
+}
+
+export function serviceUrl(server: TestServer, transport: Transport): string {
+  switch (transport) {
+    case 'starttls':
+      return `xmpp://${server.host}:${server.ports.c2s}`;
+    case 'direct-tls':
+      return `xmpps://${server.host}:${server.ports.directTls}`;
+    case 'websocket':
+      return `ws://${server.host}:${server.ports.http}/xmpp-websocket`;
+  }
+}
+
+/** Connects, authenticates and binds with @xmpp/client. */
+export async function connect(server: TestServer, options: ConnectOptions): Promise<TestClient> {
+  const xmpp = xmppClient({
+    service: serviceUrl(server, options.transport ?? 'starttls'),
+    domain: server.domain,
+    username: options.username,
+    password: options.password,
+    ...(options.resource === undefined ? {} : { resource: options.resource }),
+  });
+  xmpp.on('error', () => undefined);
+  const jid = await xmpp.start();
+  xmpp.reconnect.stop();
+  return new TestClient(xmpp, jid.toString());
+}

@@ -1,0 +1,39 @@
+// The part of @xmpp/client (which ships no types) that the conformance harness uses.
+declare module '@xmpp/client' {
+  import type { EventEmitter } from 'node:events';
+
+  export interface XmppElement {
+    name: string;
+    attrs: Record<string, string>;
+    toString(): string;
+  }
+
+  export interface XmppClient extends EventEmitter {
+    start(): Promise<{ toString(): string }>;
+    stop(): Promise<void>;
+    send(element: XmppElement): Promise<void>;
+    write(text: string): Promise<void>;
+    jid?: { toString(): string };
+    status: string;
+    reconnect: { stop(): void; delay: number };
+    mechanisms: unknown[];
+  }
+
+  export function client(options: {
+    service: string;
+    domain: string;
+    username?: string;
+    password?: string;
+    resource?: string;
+    credentials?: (
+      authenticate: (creds: object, mechanism: string) => Promise<void>,
+      mechanisms: string[],
+    ) => Promise<void>;
+  }): XmppClient;
+
+  export function xml(
+    name: string,
+    attrs?: Record<string, string> | null,
+    ...children: unknown[]
+  ): XmppElement;
+}
