@@ -7,3 +7,5 @@ export * from './log.ts';
 export * from './role.ts';
 export * from './topics.ts';
 export * from './host.ts';
+export * from './envelope-consumer.ts';
+export * from './replay-guard.ts';

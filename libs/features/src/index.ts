@@ -19,6 +19,7 @@ import time from './xep-0202-time.ts';
 export * from './rfc6120-sasl/index.ts';
 export { presenceHandlerFor, type PresenceHandler } from './rfc6121-presence/index.ts';
 export { createRouting } from './rfc6121-routing/index.ts';
+export { setupRole, type RoleHost } from './role-host.ts';
 export { pushRosterItem, rosterItemElement } from './rfc6121-roster/push.ts';
 export { serverCaps, serverDiscoInfo } from './xep-0115-caps.ts';
 export { specTable, withSpecTable } from './spec-table.ts';

@@ -235,9 +235,9 @@ describe('presence role host', () => {
       `presence available ${JULIET}/balcony`,
     ]);
     expect(host.logged).toEqual([
-      'undecodable presence record dropped',
-      'presence record failed',
-      'presence record failed',
+      'undecodable record dropped',
+      'record failed',
+      'record failed',
     ]);
   });
 });

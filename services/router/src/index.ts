@@ -1,51 +1,26 @@
 // The router role: consumes client stanzas from the bus, answers IQs for the server and its accounts,
 // and routes messages by RFC 6121 §8. Presence belongs to the presence role.
 import {
-  decodeEnvelope,
   GROUP_ROUTER,
-  Hooks,
-  setupFeatures,
+  subscribeEnvelopes,
   TOPIC_PRESENCE,
   TOPIC_STANZAS,
   type Envelope,
   type RoleDeps,
   type RoleHandle,
 } from '@starling/core';
-import { createRouting } from '@starling/features';
+import { setupRole } from '@starling/features';
 import type { BusRecord } from '@starling/ports';
 import { attr, errorReply, Jid, parseTrusted, type Element } from '@starling/xmpp';
 import { createClientStanzaHandler } from './client-stanza.ts';
-import { RecentIds } from './recent-ids.ts';
-
-/** Envelope ids remembered to drop replays; replays come from a bus partition's uncommitted tail. */
-const REPLAY_WINDOW = 100_000;
 
 /** Starts consuming the stanzas topic; `close` stops after the stanzas in flight. */
 export async function startRouter(deps: RoleDeps): Promise<RoleHandle> {
   const log = deps.log.child({ role: 'router' });
-  const hooks = new Hooks();
-  const routing = createRouting({
-    config: deps.config,
-    registry: deps.registry,
-    delivery: deps.delivery,
-    bus: deps.bus,
-    store: deps.store,
-    hooks,
-    log,
-  });
-  const { iq } = await setupFeatures('router', deps, routing, hooks);
+  const { iq, hooks, routing } = await setupRole('router', deps);
   const handle = createClientStanzaHandler({ config: deps.config, store: deps.store, hooks, iq, routing });
-  const recent = new RecentIds(REPLAY_WINDOW);
 
-  async function onRecord(record: BusRecord): Promise<void> {
-    let envelope: Envelope;
-    try {
-      envelope = decodeEnvelope(record.value);
-    } catch (err) {
-      log.warn({ err, key: record.key }, 'undecodable record dropped');
-      return;
-    }
-    if (recent.seen(envelope.id)) return;
+  async function onRecord(envelope: Envelope, record: BusRecord): Promise<void> {
     if (envelope.t !== 'stanza') {
       await deps.bus.publish(TOPIC_PRESENCE, record.key, record.value, record.headers);
       return;
@@ -97,7 +72,7 @@ export async function startRouter(deps: RoleDeps): Promise<RoleHandle> {
     }
   }
 
-  const subscription = await deps.bus.subscribe(TOPIC_STANZAS, GROUP_ROUTER, onRecord);
+  const subscription = await subscribeEnvelopes(deps.bus, TOPIC_STANZAS, GROUP_ROUTER, log, onRecord);
   return {
     async close() {
       await subscription.close();
