@@ -234,10 +234,6 @@ describe('presence role host', () => {
       `presence unavailable ${JULIET}/garden`,
       `presence available ${JULIET}/balcony`,
     ]);
-    expect(host.logged).toEqual([
-      'undecodable record dropped',
-      'record failed',
-      'record failed',
-    ]);
+    expect(host.logged).toEqual(['undecodable record dropped', 'record failed', 'record failed']);
   });
 });
