@@ -129,7 +129,7 @@ async function userCommand(
 }
 
 async function serve(config: Config): Promise<void> {
-  const log = createLogger(config.log.level, { role: 'all-in-one' });
+  const log = createLogger(config.log.level, { shape: 'embedded' });
   const server = await startEmbedded(config, log);
   const { address } = config.listen;
   const { c2s, directTls, http } = server.ports;
