@@ -3,3 +3,4 @@ export * from './migrations.ts';
 export type * from './schema.ts';
 export * from './sql-store.ts';
 export * from './sqlite-store.ts';
+export * from './sqlite-driver.ts';

@@ -8,9 +8,29 @@ import { describeStoreContract } from '@starling/ports/contracts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
+import { defaultSqliteDriver, openSqlite, type SqliteDriverName } from './sqlite-driver.ts';
 import { openSqliteStore } from './sqlite-store.ts';
 
-describeStoreContract('SQLite', () => openSqliteStore(':memory:'));
+// Every driver this Node.js can run passes the same contract: better-sqlite3 always, node:sqlite where built in.
+const nodeSqlite = await openSqlite(':memory:', 'node:sqlite').then(
+  (db) => {
+    db.close();
+    return true;
+  },
+  () => false,
+);
+const drivers: SqliteDriverName[] = nodeSqlite ? ['better-sqlite3', 'node:sqlite'] : ['better-sqlite3'];
+for (const driver of drivers) {
+  describeStoreContract(`SQLite (${driver})`, () => openSqliteStore(':memory:', driver));
+}
+
+describe('SQLite driver choice', () => {
+  it('uses node:sqlite where Node has it, better-sqlite3 otherwise, and honours STARLING_SQLITE_DRIVER', () => {
+    expect(defaultSqliteDriver({})).toBe(nodeSqlite ? 'node:sqlite' : 'better-sqlite3');
+    expect(defaultSqliteDriver({ STARLING_SQLITE_DRIVER: 'better-sqlite3' })).toBe('better-sqlite3');
+    expect(() => defaultSqliteDriver({ STARLING_SQLITE_DRIVER: 'mysql' })).toThrow(/STARLING_SQLITE_DRIVER/);
+  });
+});
 
 describe('openSqliteStore', () => {
   let dir: string;
