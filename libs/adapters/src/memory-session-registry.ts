@@ -1,5 +1,5 @@
 // SessionRegistry in memory (embedded shape): bound resources of this one process, indexed by bare JID.
-import type { SessionPatch, SessionRecord, SessionRegistry } from '@starling/ports';
+import type { EdgeLease, SessionPatch, SessionRecord, SessionRegistry } from '@starling/ports';
 
 /** RFC 7622 §3.1: the resourcepart starts at the first slash, so the bare JID is what precedes it. */
 function bareOf(jid: string): string {
@@ -22,9 +22,18 @@ function freeze(record: SessionRecord): SessionRecord {
 export class MemorySessionRegistry implements SessionRegistry {
   readonly #byJid = new Map<string, SessionRecord>();
   readonly #byBare = new Map<string, Map<string, SessionRecord>>();
+  readonly #byEdge = new Map<string, Set<string>>();
+  readonly #leases = new Map<string, EdgeLease>();
+  readonly #now: () => number;
+
+  /** `now` is the clock leases are measured against. */
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
 
   bind(record: SessionRecord): Promise<SessionRecord | undefined> {
     const replaced = this.#byJid.get(record.jid);
+    if (replaced) this.#byEdge.get(replaced.edgeId)?.delete(replaced.jid);
     this.#put(freeze(record));
     return Promise.resolve(replaced);
   }
@@ -37,6 +46,7 @@ export class MemorySessionRegistry implements SessionRegistry {
     const resources = this.#byBare.get(bare);
     resources?.delete(jid);
     if (resources?.size === 0) this.#byBare.delete(bare);
+    this.#byEdge.get(current.edgeId)?.delete(jid);
     return Promise.resolve(current);
   }
 
@@ -65,9 +75,35 @@ export class MemorySessionRegistry implements SessionRegistry {
     return Promise.resolve(updated);
   }
 
+  renewLease(edgeId: string, address: string, ttlMs: number): Promise<void> {
+    this.#leases.set(edgeId, Object.freeze({ edgeId, address, expiresAt: this.#now() + ttlMs }));
+    return Promise.resolve();
+  }
+
+  lease(edgeId: string): Promise<EdgeLease | undefined> {
+    return Promise.resolve(this.#leases.get(edgeId));
+  }
+
+  expiredEdges(): Promise<string[]> {
+    const now = this.#now();
+    return Promise.resolve([...this.#leases.values()].filter((l) => l.expiresAt <= now).map((l) => l.edgeId));
+  }
+
+  sessionsOfEdge(edgeId: string): Promise<SessionRecord[]> {
+    const jids = this.#byEdge.get(edgeId) ?? new Set<string>();
+    return Promise.resolve([...jids].flatMap((jid) => this.#byJid.get(jid) ?? []));
+  }
+
+  dropEdge(edgeId: string): Promise<void> {
+    this.#leases.delete(edgeId);
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     this.#byJid.clear();
     this.#byBare.clear();
+    this.#byEdge.clear();
+    this.#leases.clear();
     return Promise.resolve();
   }
 
@@ -80,5 +116,11 @@ export class MemorySessionRegistry implements SessionRegistry {
       this.#byBare.set(bare, resources);
     }
     resources.set(record.jid, record);
+    let edge = this.#byEdge.get(record.edgeId);
+    if (!edge) {
+      edge = new Set();
+      this.#byEdge.set(record.edgeId, edge);
+    }
+    edge.add(record.jid);
   }
 }

@@ -32,6 +32,15 @@ export type SessionPatch = Partial<
   readonly presence?: string | null;
 };
 
+/** An edge's claim to be alive (ARCHITECTURE guarantee 4), renewed by heartbeats. */
+export interface EdgeLease {
+  readonly edgeId: string;
+  /** Where routers and presence reach the edge's Delivery endpoint (host:port), '' when embedded. */
+  readonly address: string;
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number;
+}
+
 export interface SessionRegistry {
   /**
    * Binds `record.jid` to `record`, atomically replacing any session bound to that full JID.
@@ -45,5 +54,15 @@ export interface SessionRegistry {
   resources(bareJid: string): Promise<SessionRecord[]>;
   /** Applies `patch` if `jid` is still bound to `sessionId`; returns the updated record. */
   update(jid: string, sessionId: string, patch: SessionPatch): Promise<SessionRecord | undefined>;
+  /** Creates or extends `edgeId`'s lease to `ttlMs` from now; an edge renews well before it runs out. */
+  renewLease(edgeId: string, address: string, ttlMs: number): Promise<void>;
+  /** The lease of `edgeId`, expired or not, until it is dropped. */
+  lease(edgeId: string): Promise<EdgeLease | undefined>;
+  /** Edges whose lease ran out and that were not dropped yet: their sessions are to be swept. */
+  expiredEdges(): Promise<string[]>;
+  /** Every session bound on `edgeId`. */
+  sessionsOfEdge(edgeId: string): Promise<SessionRecord[]>;
+  /** Forgets an edge's lease once its sessions were swept (or it shut down cleanly). */
+  dropEdge(edgeId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 // SessionRegistry contract: the promises of the port's TSDoc, run against every adapter (memory, Redis).
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SessionRecord, SessionRegistry } from '../session-registry.ts';
-import { unique } from './support.ts';
+import { unique, waitFor } from './support.ts';
 
 function session(jid: string, sessionId: string, edgeId = 'edge-1'): SessionRecord {
   return {
@@ -174,6 +174,51 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
       await registry.unbind(jid, current.sessionId);
       expect(await registry.update(jid, current.sessionId, { priority: 1 })).toBeUndefined();
       expect(await registry.get(jid)).toBeUndefined();
+    });
+
+    it('renews an edge lease and reports it expired only after its time ran out', async () => {
+      const registry = await newRegistry();
+      const edge = unique('edge');
+      await registry.renewLease(edge, '127.0.0.1:7001', 60_000);
+      const lease = await registry.lease(edge);
+      expect(lease?.address).toBe('127.0.0.1:7001');
+      expect(lease?.expiresAt).toBeGreaterThan(Date.now() + 30_000);
+      expect(await registry.expiredEdges()).not.toContain(edge);
+
+      await registry.renewLease(edge, '127.0.0.1:7001', 50);
+      await waitFor(async () => (await registry.expiredEdges()).includes(edge), 5000, 'the lease to expire');
+      // A heartbeat that comes late still revives the edge.
+      await registry.renewLease(edge, '127.0.0.1:7002', 60_000);
+      expect(await registry.expiredEdges()).not.toContain(edge);
+      expect((await registry.lease(edge))?.address).toBe('127.0.0.1:7002');
+
+      await registry.dropEdge(edge);
+      expect(await registry.lease(edge)).toBeUndefined();
+      expect(await registry.expiredEdges()).not.toContain(edge);
+    });
+
+    it('lists the sessions of an edge, following binds, replacements and unbinds', async () => {
+      const registry = await newRegistry();
+      const [edgeA, edgeB] = [unique('edge-a'), unique('edge-b')];
+      const bare = `${unique('tybalt')}@example.com`;
+      const one = session(`${bare}/one`, unique('s'), edgeA);
+      const two = session(`${bare}/two`, unique('s'), edgeA);
+      await registry.bind(one);
+      await registry.bind(two);
+      await registry.bind(session(`${unique('other')}@example.com/x`, unique('s'), edgeB));
+      const ids = async (edge: string): Promise<string[]> =>
+        (await registry.sessionsOfEdge(edge)).map((r) => r.sessionId).sort();
+      expect(await ids(edgeA)).toEqual([one.sessionId, two.sessionId].sort());
+
+      // The same full JID bound again on another edge moves there.
+      const moved = session(two.jid, unique('s'), edgeB);
+      await registry.bind(moved);
+      expect(await ids(edgeA)).toEqual([one.sessionId]);
+      expect(await ids(edgeB)).toContain(moved.sessionId);
+
+      await registry.unbind(one.jid, one.sessionId);
+      expect(await ids(edgeA)).toEqual([]);
+      expect(await registry.sessionsOfEdge(unique('edge-none'))).toEqual([]);
     });
   });
 }
