@@ -93,6 +93,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    cluster: z
+      .object({
+        /** How long an edge's lease lasts without a heartbeat; edges renew every third of it. */
+        leaseSeconds: z.number().int().min(2).max(300).default(15),
+        /** How often the presence role looks for expired leases to sweep their sessions. */
+        sweepSeconds: z.number().int().min(1).max(300).default(5),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -16,10 +16,18 @@ export type DeliveryPayload =
 /** The edge side: resolves true if the session exists on this edge and took the payload. */
 export type DeliveryReceiver = (target: DeliveryTarget, payload: DeliveryPayload) => Promise<boolean>;
 
+export interface DeliveryEndpoint {
+  readonly address: string;
+  close(): Promise<void>;
+}
+
 export interface Delivery {
   /** Resolves false when the session is not (or no longer) on that edge, so the caller can fall back. */
   deliver(target: DeliveryTarget, payload: DeliveryPayload): Promise<boolean>;
-  /** Makes this process the receiver for `edgeId`. */
-  listen(edgeId: string, receiver: DeliveryReceiver): Promise<{ close(): Promise<void> }>;
+  /**
+   * Makes this process the receiver for `edgeId`. `address` is where callers reach it (host:port), which
+   * the edge advertises in its registry lease; '' for in-process delivery.
+   */
+  listen(edgeId: string, receiver: DeliveryReceiver): Promise<DeliveryEndpoint>;
   close(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import { SocketTransport } from './socket-transport.ts';
 import type { Caps } from './stream-features.ts';
 import type { Transport } from './transport.ts';
 import { WebSocketTransport } from './websocket-transport.ts';
+import { startLeaseHeartbeat, type LeaseHeartbeat } from './lease-heartbeat.ts';
 
 export interface EdgeOptions extends RoleDeps {
   readonly edgeId: string;
@@ -135,7 +136,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
 
   const servers = [c2s, directTls, http.server];
   let ports: EdgeHandle['ports'];
-  let delivery: { close(): Promise<void> };
+  let delivery: { readonly address: string; close(): Promise<void> };
   try {
     const { address } = config.listen;
     const [c2sPort, directTlsPort, httpPort] = await Promise.all([
@@ -149,6 +150,20 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     await Promise.all(servers.map(closeServer));
     throw err;
   }
+  let heartbeat: LeaseHeartbeat;
+  try {
+    heartbeat = await startLeaseHeartbeat(
+      options.registry,
+      options.edgeId,
+      delivery.address,
+      config.cluster.leaseSeconds * 1000,
+      log,
+    );
+  } catch (err) {
+    await delivery.close();
+    await Promise.all(servers.map(closeServer));
+    throw err;
+  }
   log.info({ ports }, 'edge listening');
 
   let closed: Promise<void> | undefined;
@@ -159,6 +174,8 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     await Promise.all([...streams].map((stream) => stream.finished));
     for (const socket of rawTls) socket.destroy();
     await stopped;
+    // Every session was unbound above, so the lease can go without anything left to sweep.
+    await heartbeat.stop(true);
     await delivery.close();
     await http.close();
     log.info('edge closed');

@@ -8,6 +8,7 @@ import {
   type RoleHandle,
 } from '@starling/core';
 import { presenceHandlerFor, setupRole } from '@starling/features';
+import { startEdgeSweeper } from './edge-sweeper.ts';
 
 /** Starts consuming the presence topic as the presence consumer group. */
 export async function startPresence(deps: RoleDeps): Promise<RoleHandle> {
@@ -25,7 +26,12 @@ export async function startPresence(deps: RoleDeps): Promise<RoleHandle> {
 
   const subscription = await subscribeEnvelopes(deps.bus, TOPIC_PRESENCE, GROUP_PRESENCE, log, dispatch);
 
+  const sweeper = startEdgeSweeper(deps.registry, deps.bus, log, deps.config.cluster.sweepSeconds * 1000);
+
   return {
-    close: () => subscription.close(),
+    close: async () => {
+      await sweeper.stop();
+      await subscription.close();
+    },
   };
 }
