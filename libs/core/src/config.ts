@@ -99,6 +99,24 @@ export const configSchema = z
         leaseSeconds: z.number().int().min(2).max(300).default(15),
         /** How often the presence role looks for expired leases to sweep their sessions. */
         sweepSeconds: z.number().int().min(1).max(300).default(5),
+        /** This process's name in the cluster (edge id); defaults to the host name. */
+        nodeId: z.string().min(1).optional(),
+        /** Kafka bootstrap brokers, host:port. */
+        kafkaBrokers: z.array(z.string().min(1)).default([]),
+        /** Partitions of each topic created by Starling. */
+        kafkaPartitions: z.number().int().min(1).max(10_000).default(16),
+        /** Redis for the session registry: redis://host:port of a single server... */
+        redisUrl: z.string().optional(),
+        /** ...or the host:port seeds of a Redis Cluster. */
+        redisClusterNodes: z.array(z.string().min(1)).default([]),
+        /** PostgreSQL connection URL of the store. */
+        postgresUrl: z.string().optional(),
+        /** Where an edge listens for Delivery (gRPC), host:port. */
+        deliveryListen: z.string().default('0.0.0.0:7400'),
+        /** The address other roles use to reach this edge's Delivery; defaults to nodeId plus the listen port. */
+        deliveryAdvertise: z.string().optional(),
+        /** Internal HTTP port of every cluster role: /metrics, /healthz, /readyz. */
+        metricsPort: port.default(9400),
       })
       .strict()
       .prefault({}),
@@ -129,9 +147,19 @@ export const ENV_SETTINGS = {
   STARLING_TLS_KEY: ['tls', 'key'],
   STARLING_REGISTRATION: ['registration'],
   STARLING_LOG_LEVEL: ['log', 'level'],
+  STARLING_NODE_ID: ['cluster', 'nodeId'],
+  STARLING_KAFKA_BROKERS: ['cluster', 'kafkaBrokers'],
+  STARLING_REDIS_URL: ['cluster', 'redisUrl'],
+  STARLING_REDIS_CLUSTER_NODES: ['cluster', 'redisClusterNodes'],
+  STARLING_POSTGRES_URL: ['cluster', 'postgresUrl'],
+  STARLING_DELIVERY_LISTEN: ['cluster', 'deliveryListen'],
+  STARLING_DELIVERY_ADVERTISE: ['cluster', 'deliveryAdvertise'],
+  STARLING_METRICS_PORT: ['cluster', 'metricsPort'],
 } as const satisfies Record<string, readonly string[]>;
 
-const NUMERIC = new Set(['c2sPort', 'directTlsPort', 'httpPort']);
+const NUMERIC = new Set(['c2sPort', 'directTlsPort', 'httpPort', 'metricsPort']);
+/** Settings given as comma-separated lists in the environment. */
+const LISTS = new Set(['kafkaBrokers', 'redisClusterNodes']);
 
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   for (const [name, path] of Object.entries(ENV_SETTINGS)) {
@@ -144,7 +172,12 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
       target = target[segment] as Record<string, unknown>;
     }
     const leaf = path[path.length - 1] as string;
-    if (NUMERIC.has(leaf)) {
+    if (LISTS.has(leaf)) {
+      target[leaf] = value
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '');
+    } else if (NUMERIC.has(leaf)) {
       if (!/^\d+$/.test(value)) throw new ConfigError(`${name}: expected a port number, got "${value}"`);
       target[leaf] = Number(value);
     } else {
