@@ -6,7 +6,12 @@ describe('configuration', () => {
   it('fills every default', () => {
     const config = parseConfig({});
     expect(config.domain).toBe('localhost');
-    expect(config.listen).toEqual({ address: '127.0.0.1', c2sPort: 5222, directTlsPort: 5223, httpPort: 5280 });
+    expect(config.listen).toEqual({
+      address: '127.0.0.1',
+      c2sPort: 5222,
+      directTlsPort: 5223,
+      httpPort: 5280,
+    });
     expect(config.cluster.kafkaBrokers).toEqual([]);
     expect(config.cluster.metricsPort).toBe(9400);
   });

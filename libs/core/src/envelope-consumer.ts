@@ -12,6 +12,7 @@ export type EnvelopeHandler = (envelope: Envelope, record: BusRecord) => Promise
 /**
  * Subscribes `group` to `topic` and hands each new envelope to `handle`. Undecodable records and
  * replays are dropped; a handler failure is logged and the consumer goes on with the next record.
+ * Topics with envelopes of their own (the archive topic) pass their decoder.
  */
 export function subscribeEnvelopes(
   bus: StanzaBus,
@@ -19,12 +20,28 @@ export function subscribeEnvelopes(
   group: string,
   log: Logger,
   handle: EnvelopeHandler,
+): Promise<BusSubscription>;
+export function subscribeEnvelopes<E extends { readonly id: string }>(
+  bus: StanzaBus,
+  topic: string,
+  group: string,
+  log: Logger,
+  handle: (envelope: E, record: BusRecord) => Promise<void>,
+  decode: (value: string) => E,
+): Promise<BusSubscription>;
+export function subscribeEnvelopes(
+  bus: StanzaBus,
+  topic: string,
+  group: string,
+  log: Logger,
+  handle: (envelope: Envelope, record: BusRecord) => Promise<void>,
+  decode: (value: string) => Envelope = decodeEnvelope,
 ): Promise<BusSubscription> {
   const replays = new ReplayGuard(REPLAY_WINDOW);
   return bus.subscribe(topic, group, async (record) => {
     let envelope: Envelope;
     try {
-      envelope = decodeEnvelope(record.value);
+      envelope = decode(record.value);
     } catch (err) {
       log.error({ err, topic, key: record.key }, 'undecodable record dropped');
       return;

@@ -1,12 +1,12 @@
 // The feature seam: a feature (one RFC section or XEP) declares what it plugs in and where it runs.
 import type { Element, Jid } from '@starling/xmpp';
-import type { SessionRecord, SessionRegistry, Store } from '@starling/ports';
+import type { DeliveryTarget, SessionRecord, SessionRegistry, StanzaBus, Store } from '@starling/ports';
 import type { Config } from './config.ts';
 import type { Hooks } from './hooks.ts';
 import type { IqTable } from './iq-table.ts';
 import type { Logger } from './log.ts';
 
-export type Role = 'edge' | 'router' | 'presence';
+export type Role = 'edge' | 'router' | 'presence' | 'archive';
 
 export interface SpecRef {
   readonly rfc?: number;
@@ -40,7 +40,7 @@ export interface Routing {
    */
   route(stanza: Element): Promise<void>;
   /** Writes a stanza to one session; false if it is gone. */
-  deliver(session: SessionRecord, stanza: Element): Promise<boolean>;
+  deliver(session: DeliveryTarget, stanza: Element): Promise<boolean>;
   /** Ends a session with a stream error. */
   close(session: SessionRecord, condition: 'conflict' | 'not-authorized' | 'policy-violation'): Promise<void>;
 }
@@ -50,6 +50,8 @@ export interface FeatureContext {
   readonly config: Config;
   readonly store: Store;
   readonly registry: SessionRegistry;
+  /** For features that hand work to another role over its topic (see topics.ts). */
+  readonly bus: StanzaBus;
   readonly hooks: Hooks;
   readonly iq: IqTable;
   readonly routing: Routing;

@@ -2,6 +2,12 @@
 import type { Element, Jid } from '@starling/xmpp';
 import type { SessionRecord } from '@starling/ports';
 
+/** The stream a stanza came in on; both empty when the server sent it on a user's behalf. */
+export interface StanzaOrigin {
+  readonly edgeId: string;
+  readonly sessionId: string;
+}
+
 /** What a hook handler may answer; `handled` stops the chain. */
 export type HookResult = 'handled' | undefined;
 
@@ -19,6 +25,11 @@ export interface HookMap {
   'session-ended': { session: SessionRecord };
   /** Router: an account was deleted (XEP-0077 remove or the CLI); drop what belongs to it. */
   'account-removed': { username: string };
+  /**
+   * Router: a get or set IQ a local session sent to its own account (its bare JID, or no 'to'), before
+   * the IQ table answers it. A handler that has another role answer it says `handled`.
+   */
+  'account-iq': { stanza: Element; from: Jid; origin: StanzaOrigin };
 }
 
 export type HookName = keyof HookMap;

@@ -28,6 +28,7 @@ export async function setupFeatures(
     config: deps.config,
     store: deps.store,
     registry: deps.registry,
+    bus: deps.bus,
     hooks,
     iq,
     routing,

@@ -9,3 +9,5 @@ export * from './topics.ts';
 export * from './host.ts';
 export * from './envelope-consumer.ts';
 export * from './replay-guard.ts';
+export * from './metrics.ts';
+export * from './ops-server.ts';

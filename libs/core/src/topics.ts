@@ -1,13 +1,20 @@
 // The bus catalogue: every topic, its key, and the envelope that travels on it.
-import type { SessionRecord } from '@starling/ports';
+import type { ArchiveDirection, SessionRecord } from '@starling/ports';
 
 /** Client stanzas from edges, keyed by the sender's bare JID; consumed by the router. */
 export const TOPIC_STANZAS = 'xmpp.stanzas';
 /** Presence stanzas and session ends, keyed by the sender's bare JID; consumed by the presence role. */
 export const TOPIC_PRESENCE = 'xmpp.presence';
 
+/**
+ * Archive writes and MAM queries, keyed by the bare JID of the archive's owner; consumed by the archive
+ * role. Queries travel the key of the archive they read, behind its writes, so a user reads their own writes.
+ */
+export const TOPIC_ARCHIVE = 'xmpp.archive';
+
 export const GROUP_ROUTER = 'router';
 export const GROUP_PRESENCE = 'presence';
+export const GROUP_ARCHIVE = 'archive';
 
 /**
  * A stanza a local session sent (`from` stamped with its full JID), or one the server emits on behalf of
@@ -42,7 +49,44 @@ export interface SessionEndEnvelope {
 
 export type Envelope = StanzaEnvelope | SessionEndEnvelope;
 
-export function encodeEnvelope(envelope: Envelope): string {
+/** A routed message to add to the archive of a local account (XEP-0313 §3). */
+export interface ArchiveWriteEnvelope {
+  readonly t: 'archive-write';
+  /** Unique per record; replays with the same id are dropped. */
+  readonly id: string;
+  /** Bare JID of the archive's owner, the record's key. */
+  readonly owner: string;
+  /** The archive's id for the message, as in the stanza-id the recipient got (XEP-0359). */
+  readonly stanzaId: string;
+  /** Bare JID of the other party. */
+  readonly with: string;
+  readonly direction: ArchiveDirection;
+  /** Milliseconds since the epoch when the router routed the message. */
+  readonly ts: number;
+  /** The message as routed. */
+  readonly xml: string;
+}
+
+/** A MAM request (XEP-0313 §4) a local session sent to its own archive; answered to that session. */
+export interface MamQueryEnvelope {
+  readonly t: 'mam-query';
+  readonly id: string;
+  /** Bare JID of the archive's owner, the record's key. */
+  readonly owner: string;
+  /** Full JID of the requesting session. */
+  readonly from: string;
+  readonly sessionId: string;
+  readonly edgeId: string;
+  /** Milliseconds since the epoch when the edge received it. */
+  readonly ts: number;
+  /** The IQ as the session sent it, `from` stamped. */
+  readonly xml: string;
+}
+
+/** What travels on the archive topic. */
+export type ArchiveEnvelope = ArchiveWriteEnvelope | MamQueryEnvelope;
+
+export function encodeEnvelope(envelope: Envelope | ArchiveEnvelope): string {
   return JSON.stringify(envelope);
 }
 
@@ -51,4 +95,11 @@ export function decodeEnvelope(value: string): Envelope {
   const kind = typeof parsed === 'object' && parsed !== null ? (parsed as { t?: unknown }).t : undefined;
   if (kind !== 'stanza' && kind !== 'session-end') throw new Error('unknown envelope');
   return parsed as Envelope;
+}
+
+export function decodeArchiveEnvelope(value: string): ArchiveEnvelope {
+  const parsed: unknown = JSON.parse(value);
+  const kind = typeof parsed === 'object' && parsed !== null ? (parsed as { t?: unknown }).t : undefined;
+  if (kind !== 'archive-write' && kind !== 'mam-query') throw new Error('unknown archive envelope');
+  return parsed as ArchiveEnvelope;
 }

@@ -7,6 +7,9 @@ import {
   type Logger,
   type SessionEndEnvelope,
   type StanzaEnvelope,
+  sessions as sessionsGauge,
+  stanzasIn,
+  streamErrors,
 } from '@starling/core';
 import type { DeliveryPayload, SessionRecord } from '@starling/ports';
 import {
@@ -131,6 +134,7 @@ export class ClientStream implements LocalSession {
   fail(condition: StreamErrorCondition, text?: string): void {
     if (this.closing) return;
     if (condition !== 'system-shutdown') this.log.info({ condition, text }, 'stream error');
+    streamErrors.labels(condition).inc();
     if (!this.headerSent) this.sendHeader(undefined);
     const error = streamErrorElement(condition, text);
     if (this.transport.framing === 'framed') error.attrs['xmlns:stream'] = NS_STREAM;
@@ -437,6 +441,7 @@ export class ClientStream implements LocalSession {
     }
     const session: BoundSession = { jid, bare: jid.bare().toString(), record };
     this.session = session;
+    sessionsGauge.inc();
     this.log.info({ jid: record.jid, sessionId: record.sessionId }, 'bound');
     if (replaced !== undefined && replaced.sessionId !== record.sessionId) await this.replace(replaced);
     this.send(bindResult(iq, jid));
@@ -492,6 +497,7 @@ export class ClientStream implements LocalSession {
       xml: el.toString(),
     };
     const topic = el.name === 'presence' ? TOPIC_PRESENCE : TOPIC_STANZAS;
+    stanzasIn.labels(el.name).inc();
     void this.window
       .publish(topic, session.bare, encodeEnvelope(envelope))
       .then(undefined, (err: unknown) => {
@@ -521,6 +527,7 @@ export class ClientStream implements LocalSession {
     const session = this.session;
     if (session !== undefined) {
       this.ctx.sessions.delete(session.record.sessionId);
+      sessionsGauge.dec();
       try {
         const removed = await this.ctx.deps.registry.unbind(session.record.jid, session.record.sessionId);
         if (removed !== undefined) this.publishSessionEnd(removed);

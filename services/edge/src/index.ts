@@ -1,5 +1,6 @@
 // The edge role: c2s listeners (RFC 6120 STARTTLS, XEP-0368 direct TLS, RFC 7395 WebSocket) and their streams.
 import { randomBytes } from 'node:crypto';
+import { connections } from '@starling/core';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import type { RoleDeps, RoleHandle } from '@starling/core';
@@ -98,7 +99,9 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       log.child({ conn: nextConnection, transport: kind, remote: address }),
     );
     streams.add(stream);
+    connections.labels(kind).inc();
     void stream.finished.then(() => {
+      connections.labels(kind).dec();
       streams.delete(stream);
       const left = (perAddress.get(address) ?? 1) - 1;
       if (left <= 0) perAddress.delete(address);

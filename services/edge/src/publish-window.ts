@@ -1,4 +1,5 @@
 // ARCHITECTURE guarantees 1, 2 and 6: publishes issued in arrival order, not awaited one by one, but bounded.
+import { busPublishSeconds } from '@starling/core';
 import type { StanzaBus } from '@starling/ports';
 
 /** Tells whether a connection should stop or restart reading. */
@@ -27,6 +28,7 @@ export class PublishWindow {
   publish(topic: string, key: string, value: string): Promise<void> {
     this.inflightCount += 1;
     this.onChange(this.inflightCount);
+    const timer = busPublishSeconds.labels(topic).startTimer();
     let result: Promise<void>;
     try {
       result = this.bus.publish(topic, key, value);
@@ -34,7 +36,10 @@ export class PublishWindow {
       result = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     const done: Promise<void> = result.then(
-      () => this.release(done),
+      () => {
+        timer();
+        this.release(done);
+      },
       () => this.release(done),
     );
     this.settled.add(done);

@@ -1,5 +1,6 @@
 // RFC 6120 §6.4: SASL negotiation on one stream: <auth/>, <challenge/>, <response/>, <abort/>, throttled per address.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { authentications } from '@starling/core';
 import { NS_SASL, xml, type Element } from '@starling/xmpp';
 import {
   createSaslExchange,
@@ -90,6 +91,7 @@ export class SaslNegotiation {
     this.exchange = undefined;
     const blockedMs = this.options.throttle.blockedFor(this.options.remoteAddress);
     if (blockedMs > 0) {
+      authentications.labels('blocked').inc();
       const seconds = Math.ceil(blockedMs / 1000);
       return this.fail('temporary-auth-failure', `Too many failed logins; try again in ${seconds} s`);
     }
@@ -126,6 +128,7 @@ export class SaslNegotiation {
         return { kind: 'pending' };
       case 'success':
         this.exchange = undefined;
+        authentications.labels('success').inc();
         this.options.throttle.recordSuccess(this.options.remoteAddress);
         return {
           kind: 'success',
@@ -138,6 +141,7 @@ export class SaslNegotiation {
         };
       case 'failure':
         this.exchange = undefined;
+        authentications.labels('failure').inc();
         if (step.condition === 'not-authorized') {
           const delayMs = this.options.throttle.recordFailure(this.options.remoteAddress);
           if (delayMs > 0) await sleep(delayMs);

@@ -1,6 +1,6 @@
 // ARCHITECTURE guarantee 4: sessions of an edge whose lease ran out are ended as if their streams had closed.
 import { randomUUID } from 'node:crypto';
-import { encodeEnvelope, TOPIC_PRESENCE, type Logger } from '@starling/core';
+import { encodeEnvelope, sweptSessions, TOPIC_PRESENCE, type Logger } from '@starling/core';
 import type { SessionRegistry, StanzaBus } from '@starling/ports';
 import { bareOf } from '@starling/xmpp';
 
@@ -31,6 +31,7 @@ export function startEdgeSweeper(
         const envelope = encodeEnvelope({ t: 'session-end', id: randomUUID(), ts: Date.now(), record });
         await bus.publish(TOPIC_PRESENCE, bareOf(record.jid), envelope);
         ended += 1;
+        sweptSessions.inc();
       }
       await registry.dropEdge(edgeId);
       log.warn({ edgeId, sessions: sessions.length }, 'swept the sessions of an edge whose lease expired');

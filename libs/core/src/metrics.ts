@@ -1,0 +1,69 @@
+// The metric catalogue: every metric Starling exports, by one name each (xmpp_ prefix, base units, _total
+// for counters, never a JID as a label).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per process; `/metrics` serves it. */
+export const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry, prefix: 'xmpp_process_' });
+
+export const connections = new Gauge({
+  name: 'xmpp_connections',
+  help: 'Open client connections, by transport.',
+  labelNames: ['transport'] as const,
+  registers: [metricsRegistry],
+});
+
+export const sessions = new Gauge({
+  name: 'xmpp_sessions',
+  help: 'Bound client sessions on this edge.',
+  registers: [metricsRegistry],
+});
+
+export const stanzasIn = new Counter({
+  name: 'xmpp_stanzas_received_total',
+  help: 'Stanzas received from clients and published to the bus, by kind.',
+  labelNames: ['kind'] as const,
+  registers: [metricsRegistry],
+});
+
+export const stanzasOut = new Counter({
+  name: 'xmpp_stanzas_delivered_total',
+  help: 'Stanzas written to client streams, by kind.',
+  labelNames: ['kind'] as const,
+  registers: [metricsRegistry],
+});
+
+export const authentications = new Counter({
+  name: 'xmpp_authentications_total',
+  help: 'SASL authentication attempts, by result (success, failure, blocked).',
+  labelNames: ['result'] as const,
+  registers: [metricsRegistry],
+});
+
+export const streamErrors = new Counter({
+  name: 'xmpp_stream_errors_total',
+  help: 'Streams ended with a stream error, by condition (limits show as policy-violation).',
+  labelNames: ['condition'] as const,
+  registers: [metricsRegistry],
+});
+
+export const busPublishSeconds = new Histogram({
+  name: 'xmpp_bus_publish_seconds',
+  help: 'Time from publish to the bus confirming the record, by topic.',
+  labelNames: ['topic'] as const,
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [metricsRegistry],
+});
+
+export const routed = new Counter({
+  name: 'xmpp_routed_total',
+  help: 'Stanzas routed by the router and presence roles, by outcome (delivered, offline, error, dropped).',
+  labelNames: ['outcome'] as const,
+  registers: [metricsRegistry],
+});
+
+export const sweptSessions = new Counter({
+  name: 'xmpp_swept_sessions_total',
+  help: 'Sessions ended because the edge holding them stopped renewing its lease.',
+  registers: [metricsRegistry],
+});
