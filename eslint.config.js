@@ -39,6 +39,7 @@ export default tseslint.config(
       'services/edge/src/**/*.ts',
       'services/router/src/**/*.ts',
       'services/presence/src/**/*.ts',
+      'services/archive/src/**/*.ts',
     ],
     // Unit tests drive features with the real in-process adapters.
     ignores: ['**/*.test.ts', '**/test-*.ts'],

@@ -15,9 +15,13 @@ import offline, { delayedDelivery } from './xep-0160-offline.ts';
 import blocking from './xep-0191-blocking.ts';
 import ping from './xep-0199-ping.ts';
 import time from './xep-0202-time.ts';
+import resultSetManagement from './xep-0059-rsm.ts';
+import mam from './xep-0313-mam/index.ts';
+import stanzaIds from './xep-0359-stanza-ids.ts';
 
 export * from './rfc6120-sasl/index.ts';
 export { presenceHandlerFor, type PresenceHandler } from './rfc6121-presence/index.ts';
+export { archiveHandlerFor, type ArchiveHandler } from './xep-0313-mam/index.ts';
 export { createRouting } from './rfc6121-routing/index.ts';
 export { setupRole, type RoleHost } from './role-host.ts';
 export { pushRosterItem, rosterItemElement } from './rfc6121-roster/push.ts';
@@ -43,6 +47,9 @@ export const allFeatures: readonly Feature[] = [
   privateXml,
   register,
   blocking,
+  mam,
+  stanzaIds,
+  resultSetManagement,
 ];
 
 /** The features enabled by `config`. */

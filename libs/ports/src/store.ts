@@ -1,4 +1,4 @@
-// Store port: the system of record (accounts, rosters, offline messages, per-user XML). SQL behind it.
+// Store port: the system of record (accounts, rosters, offline messages, message archives, per-user XML).
 
 /** RFC 5802 salted credentials for one hash; binary values base64-encoded. */
 export interface ScramCredentials {
@@ -108,6 +108,76 @@ export interface LastActivityStore {
   set(username: string, activity: LastActivity): Promise<void>;
 }
 
+/** Which way an archived message went, seen from the archive's owner (XEP-0313 §3). */
+export type ArchiveDirection = 'in' | 'out';
+
+/** One message in a user's archive (XEP-0313 §3). */
+export interface ArchiveEntry {
+  /** The archive's id for the message, as in its XEP-0359 stanza-id; unique within one archive. */
+  readonly id: string;
+  /** Bare JID of the other party: the recipient of an outgoing message, the sender of an incoming one. */
+  readonly with: string;
+  /** Milliseconds since the epoch when the server routed the message. */
+  readonly ts: number;
+  /** The message as routed, serialized, ready to be forwarded (XEP-0297). */
+  readonly stanza: string;
+  readonly direction: ArchiveDirection;
+}
+
+/** Which entries a query selects and which page of them it wants (XEP-0313 §4 filters, XEP-0059 paging). */
+export interface ArchiveQuery {
+  /** Only entries with this bare JID. */
+  readonly with?: string;
+  /** Only entries at or after this time (milliseconds since the epoch). */
+  readonly start?: number;
+  /** Only entries at or before this time. */
+  readonly end?: number;
+  /** Only entries after this one (exclusive): a filter, so it also bounds `count`. */
+  readonly afterId?: string;
+  /** Only entries before this one (exclusive): a filter, so it also bounds `count`. */
+  readonly beforeId?: string;
+  /** Only these entries. */
+  readonly ids?: readonly string[];
+  /** Page cursor: the page starts right after this entry and goes forward. */
+  readonly after?: string;
+  /**
+   * Page cursor: the page ends right before this entry and is taken from the newest end of what
+   * matches; `''` gives the last page. With `before` set, paging goes backward.
+   */
+  readonly before?: string;
+  /** Most entries in the page; 0 asks for `complete` and `count` only. */
+  readonly max: number;
+}
+
+export interface ArchivePage {
+  /** Oldest first, also when paging backward. */
+  readonly items: readonly ArchiveEntry[];
+  /** No matching entry lies beyond the page in the paging direction (newer forward, older backward). */
+  readonly complete: boolean;
+  /** Id of the oldest item of the page; absent when it is empty. */
+  readonly first?: string;
+  /** Id of the newest item of the page; absent when it is empty. */
+  readonly last?: string;
+  /** Entries the filters match over all pages (the cursors `after` and `before` left out). */
+  readonly count?: number;
+}
+
+/**
+ * Per-user message archives (XEP-0313). Entries are ordered by `ts`, and entries of equal `ts` in the
+ * order they were appended, so pages stay stable while the archive grows.
+ */
+export interface ArchiveStore {
+  /** Appends an entry; false, changing nothing, when the archive already holds an entry with its id. */
+  append(username: string, entry: ArchiveEntry): Promise<boolean>;
+  /**
+   * A page of the entries `query` selects; undefined when an id it names (`afterId`, `beforeId`, `ids`,
+   * `after`, a non-empty `before`) is not in the user's archive.
+   */
+  query(username: string, query: ArchiveQuery): Promise<ArchivePage | undefined>;
+  /** Empties the user's archive. */
+  removeAll(username: string): Promise<void>;
+}
+
 export interface Store {
   readonly accounts: AccountStore;
   readonly rosters: RosterStore;
@@ -117,5 +187,6 @@ export interface Store {
   readonly privateXml: XmlStore;
   readonly blocklists: BlocklistStore;
   readonly lastActivity: LastActivityStore;
+  readonly archive: ArchiveStore;
   close(): Promise<void>;
 }

@@ -95,7 +95,47 @@ async function createTables(db: UntypedDb, dialect: SqlDialect): Promise<void> {
     .execute();
 }
 
-const STEPS: readonly Step[] = [{ name: '0001-create-tables', up: createTables }];
+/**
+ * XEP-0313 archives. Paging goes by (ts, seq); seq is auto-numbered, so it grows with every append and
+ * keeps entries of the same millisecond in arrival order. SQLite auto-numbers only a primary key, so
+ * seq is the primary key in both dialects and (username, id) is unique beside it.
+ */
+async function createArchive(db: UntypedDb, dialect: SqlDialect): Promise<void> {
+  await db.schema
+    .createTable('archive')
+    .addColumn('seq', dialect === 'sqlite' ? 'integer' : 'bigint', (c) =>
+      dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey().generatedAlwaysAsIdentity(),
+    )
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('id', 'text', (c) => c.notNull())
+    .addColumn('with_jid', 'text', (c) => c.notNull())
+    .addColumn('ts', 'bigint', (c) => c.notNull())
+    .addColumn('direction', 'text', (c) => c.notNull())
+    .addColumn('stanza', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createIndex('archive_username_id')
+    .on('archive')
+    .columns(['username', 'id'])
+    .unique()
+    .execute();
+  await db.schema
+    .createIndex('archive_username_ts_seq')
+    .on('archive')
+    .columns(['username', 'ts', 'seq'])
+    .execute();
+  // Clients mostly page through one conversation at a time.
+  await db.schema
+    .createIndex('archive_username_with_ts_seq')
+    .on('archive')
+    .columns(['username', 'with_jid', 'ts', 'seq'])
+    .execute();
+}
+
+const STEPS: readonly Step[] = [
+  { name: '0001-create-tables', up: createTables },
+  { name: '0002-archive', up: createArchive },
+];
 
 /**
  * Applies every migration not yet recorded in the database (Kysely's `kysely_migration` table) and

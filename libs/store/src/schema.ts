@@ -74,6 +74,19 @@ export interface LastActivityTable {
   status: string;
 }
 
+/** One archived message (XEP-0313) of one user. */
+export interface ArchiveTable {
+  /** Assigned by the database in insertion order, never written: orders entries of equal `ts`. */
+  seq: ColumnType<number | string, never, never>;
+  username: string;
+  /** The stanza-id; unique per user. */
+  id: string;
+  with_jid: string;
+  ts: Int8;
+  direction: string;
+  stanza: string;
+}
+
 /** Every table of the store, as Kysely sees them. */
 export interface Database {
   accounts: AccountsTable;
@@ -85,4 +98,5 @@ export interface Database {
   user_documents: UserDocumentsTable;
   blocklist: BlocklistTable;
   last_activity: LastActivityTable;
+  archive: ArchiveTable;
 }

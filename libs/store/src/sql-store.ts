@@ -1,8 +1,12 @@
 // Store over SQL (Kysely): every sub-store of the port, in queries that run unchanged on SQLite and PostgreSQL.
-import type { Kysely } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import type {
   Account,
   AccountStore,
+  ArchiveDirection,
+  ArchiveEntry,
+  ArchiveQuery,
+  ArchiveStore,
   BlocklistStore,
   LastActivityStore,
   OfflineStore,
@@ -45,7 +49,17 @@ const USER_TABLES = [
   'user_documents',
   'blocklist',
   'last_activity',
+  'archive',
 ] as const;
+
+/**
+ * Tables an account deletion clears a second time. A roster change or offline push running at the same time
+ * in another process (PostgreSQL, read committed) has written its row, invisible to the first pass, and
+ * holds the version or counter row that the deletion then waits for; once the deletion gets that row the
+ * writer has committed, and a fresh statement sees its row. Without this pass the user would be left with
+ * a contact but no roster version, or a message the counter does not count.
+ */
+const RACED_TABLES = ['roster_items', 'offline_messages'] as const;
 
 function accountStore(db: Kysely<Database>): AccountStore {
   return {
@@ -88,7 +102,7 @@ function accountStore(db: Kysely<Database>): AccountStore {
 
     delete(username) {
       return db.transaction().execute(async (trx) => {
-        for (const table of USER_TABLES) {
+        for (const table of [...USER_TABLES, ...RACED_TABLES]) {
           await trx.deleteFrom(table).where('username', '=', username).execute();
         }
         const result = await trx.deleteFrom('accounts').where('username', '=', username).executeTakeFirst();
@@ -379,6 +393,129 @@ function lastActivityStore(db: Kysely<Database>): LastActivityStore {
   };
 }
 
+/** Where an entry sits in its archive's order. */
+interface ArchivePosition {
+  readonly ts: number;
+  readonly seq: number;
+}
+
+type ArchiveExpressions = ExpressionBuilder<Database, 'archive'>;
+
+function laterThan(eb: ArchiveExpressions, position: ArchivePosition): Expression<SqlBool> {
+  return eb(eb.refTuple('ts', 'seq'), '>', eb.tuple(position.ts, position.seq));
+}
+
+function earlierThan(eb: ArchiveExpressions, position: ArchivePosition): Expression<SqlBool> {
+  return eb(eb.refTuple('ts', 'seq'), '<', eb.tuple(position.ts, position.seq));
+}
+
+function archiveStore(db: Kysely<Database>): ArchiveStore {
+  /** The positions of `ids` in the user's archive; undefined if any is missing. */
+  async function positions(
+    username: string,
+    ids: readonly string[],
+  ): Promise<Map<string, ArchivePosition> | undefined> {
+    const wanted = [...new Set(ids)];
+    const found = new Map<string, ArchivePosition>();
+    for (const chunk of chunks(wanted)) {
+      const rows = await db
+        .selectFrom('archive')
+        .select(['id', 'ts', 'seq'])
+        .where('username', '=', username)
+        .where('id', 'in', chunk)
+        .execute();
+      for (const row of rows) found.set(row.id, { ts: Number(row.ts), seq: Number(row.seq) });
+    }
+    return found.size === wanted.length ? found : undefined;
+  }
+
+  return {
+    async append(username, entry) {
+      const inserted = await db
+        .insertInto('archive')
+        .values({
+          username,
+          id: entry.id,
+          with_jid: entry.with,
+          ts: entry.ts,
+          direction: entry.direction,
+          stanza: entry.stanza,
+        })
+        .onConflict((oc) => oc.columns(['username', 'id']).doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      return inserted !== undefined;
+    },
+
+    async query(username, query: ArchiveQuery) {
+      if (query.ids?.length === 0) return { items: [], complete: true, count: 0 };
+      const named = [query.afterId, query.beforeId, query.after, query.before].filter(
+        (id): id is string => id !== undefined && id !== '',
+      );
+      const known = await positions(username, named);
+      if (known === undefined) return undefined;
+      if (query.ids !== undefined && (await positions(username, query.ids)) === undefined) return undefined;
+      const at = (id: string): ArchivePosition => known.get(id) as ArchivePosition;
+
+      // The filters: what `count` covers and what every page is cut from.
+      const filters = (eb: ArchiveExpressions): Expression<SqlBool> => {
+        const all: Expression<SqlBool>[] = [eb('username', '=', username)];
+        if (query.with !== undefined) all.push(eb('with_jid', '=', query.with));
+        if (query.start !== undefined) all.push(eb('ts', '>=', query.start));
+        if (query.end !== undefined) all.push(eb('ts', '<=', query.end));
+        if (query.afterId !== undefined) all.push(laterThan(eb, at(query.afterId)));
+        if (query.beforeId !== undefined) all.push(earlierThan(eb, at(query.beforeId)));
+        if (query.ids !== undefined) all.push(eb('id', 'in', query.ids));
+        return eb.and(all);
+      };
+
+      let page = db
+        .selectFrom('archive')
+        .select(['id', 'with_jid', 'ts', 'direction', 'stanza'])
+        .where(filters);
+      const { after, before } = query;
+      if (after !== undefined) page = page.where((eb) => laterThan(eb, at(after)));
+      if (before !== undefined && before !== '') page = page.where((eb) => earlierThan(eb, at(before)));
+      const direction = before === undefined ? 'asc' : 'desc';
+      // One row past the page tells whether the page reaches the end.
+      const rows = await page
+        .orderBy('ts', direction)
+        .orderBy('seq', direction)
+        .limit(query.max + 1)
+        .execute();
+      const complete = rows.length <= query.max;
+      const kept = rows.slice(0, query.max);
+      if (direction === 'desc') kept.reverse();
+      const items = kept.map((row): ArchiveEntry => ({
+        id: row.id,
+        with: row.with_jid,
+        ts: Number(row.ts),
+        stanza: row.stanza,
+        direction: row.direction as ArchiveDirection,
+      }));
+      const counted = await db
+        .selectFrom('archive')
+        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+        .where(filters)
+        .executeTakeFirstOrThrow();
+
+      const first = items[0];
+      const last = items[items.length - 1];
+      return {
+        items,
+        complete,
+        count: Number(counted.n),
+        ...(first && { first: first.id }),
+        ...(last && { last: last.id }),
+      };
+    },
+
+    async removeAll(username) {
+      await db.deleteFrom('archive').where('username', '=', username).execute();
+    },
+  };
+}
+
 /**
  * The Store over an already migrated database (see `migrateToLatest`). The store owns `db`: its
  * `close()` destroys it. Usernames and JIDs are used as given; callers prepare them.
@@ -393,6 +530,7 @@ export function createSqlStore(db: Kysely<Database>): Store {
     privateXml: xmlStore(db, 'private'),
     blocklists: blocklistStore(db),
     lastActivity: lastActivityStore(db),
+    archive: archiveStore(db),
     close: () => db.destroy(),
   };
 }

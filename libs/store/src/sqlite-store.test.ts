@@ -106,6 +106,7 @@ describe('openSqliteStore', () => {
     await (await openSqliteStore(file)).close();
     expect(await readFile(file, 'select name from kysely_migration')).toEqual([
       { name: '0001-create-tables' },
+      { name: '0002-archive' },
     ]);
     expect(await readFile(file, 'pragma journal_mode')).toEqual([{ journal_mode: 'wal' }]);
   });
@@ -121,7 +122,7 @@ describe('migrateToLatest', () => {
   it('creates every table and index, then finds nothing left to do', async () => {
     const sqlite = await openSqlite(':memory:');
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-    expect(await migrateToLatest(db, 'sqlite')).toEqual(['0001-create-tables']);
+    expect(await migrateToLatest(db, 'sqlite')).toEqual(['0001-create-tables', '0002-archive']);
     expect(await migrateToLatest(db, 'sqlite')).toEqual([]);
     const names = (
       sqlite.prepare("select name from sqlite_master where type in ('table', 'index')").all([]) as {
@@ -140,6 +141,10 @@ describe('migrateToLatest', () => {
         'user_documents',
         'blocklist',
         'last_activity',
+        'archive',
+        'archive_username_id',
+        'archive_username_ts_seq',
+        'archive_username_with_ts_seq',
       ]),
     );
     await db.destroy();

@@ -1,4 +1,4 @@
-// The embedded shape: edge, router and presence in one process, wired with in-process adapters and SQLite.
+// The embedded shape: edge, router, presence and archive in one process, wired with in-process adapters and SQLite.
 import { join } from 'node:path';
 import { MemoryStanzaBus, MemorySessionRegistry, LocalDelivery } from '@starling/adapters';
 import { openSqliteStore } from '@starling/store';
@@ -7,13 +7,15 @@ import { enabledFeatures } from '@starling/features';
 import { startEdge, type EdgeHandle } from '@starling/edge';
 import { startRouter } from '@starling/router';
 import { startPresence } from '@starling/presence';
+// Until the workspace links @starling/archive, by path.
+import { startArchive } from '@starling/archive';
 import { loadTlsCredentials, type TlsCredentials } from './certificate.ts';
 
 export interface EmbeddedServer {
   readonly ports: EdgeHandle['ports'];
   readonly tls: TlsCredentials;
   readonly databaseFile: string;
-  /** Drains the edge (clients get `system-shutdown`), then stops router, presence and the backends. */
+  /** Drains the edge (clients get `system-shutdown`), then stops router, presence, archive and the backends. */
   close(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export async function startEmbedded(
   };
   try {
     roles.push(await startPresence(deps));
+    roles.push(await startArchive(deps));
     roles.push(await startRouter(deps));
     edge = await startEdge({ ...deps, edgeId: 'edge-0', tls: { cert: tls.cert, key: tls.key } });
     return { ports: edge.ports, tls, databaseFile: file, close: release };

@@ -1,13 +1,23 @@
 // RFC 6120 §10 and RFC 6121 §8.5: what the router does with a stanza a local session sent.
-import type { Config, Hooks, IqTable, Routing } from '@starling/core';
+import type { Config, Hooks, IqTable, Routing, StanzaOrigin } from '@starling/core';
 import type { Store } from '@starling/ports';
 import { attr, errorReply, Jid, type Element, type StanzaErrorCondition } from '@starling/xmpp';
 
 /** Sends a reply to the session the stanza came from. */
 export type ReplyToSender = (reply: Element) => Promise<void>;
 
-/** Handles one stanza from the local session `from` (a full JID); `reply` reaches that session. */
-export type ClientStanzaHandler = (stanza: Element, from: Jid, reply: ReplyToSender) => Promise<void>;
+/**
+ * Handles one stanza from the local session `from` (a full JID); `reply` reaches that session, and
+ * `origin` names its stream (none: sent on the user's behalf).
+ */
+export type ClientStanzaHandler = (
+  stanza: Element,
+  from: Jid,
+  reply: ReplyToSender,
+  origin?: StanzaOrigin,
+) => Promise<void>;
+
+const NO_ORIGIN: StanzaOrigin = { edgeId: '', sessionId: '' };
 
 export function createClientStanzaHandler(deps: {
   config: Config;
@@ -23,7 +33,13 @@ export function createClientStanzaHandler(deps: {
     return (await hooks.run('stanza-outbound', { stanza, from, to })) === 'handled';
   }
 
-  async function handleIq(stanza: Element, from: Jid, to: Jid, reply: ReplyToSender): Promise<void> {
+  async function handleIq(
+    stanza: Element,
+    from: Jid,
+    to: Jid,
+    reply: ReplyToSender,
+    origin: StanzaOrigin,
+  ): Promise<void> {
     const type = attr(stanza, 'type');
     if (type === 'result' || type === 'error') {
       // Answers to the server or to a bare JID have nobody waiting for them (RFC 6120 §8.2.3).
@@ -41,7 +57,10 @@ export function createClientStanzaHandler(deps: {
       return routing.route(stanza);
     }
     // RFC 6120 §10.3.3: the sender's own bare JID is answered by the server on the account's behalf.
-    if (to.equals(from.bare())) return reply(await iq.dispatch(stanza, from, to, 'account'));
+    if (to.equals(from.bare())) {
+      if ((await hooks.run('account-iq', { stanza, from, origin })) === 'handled') return;
+      return reply(await iq.dispatch(stanza, from, to, 'account'));
+    }
     // RFC 6121 §8.5.1 and §8.5.2.1.3: another account's bare JID, also answered on its behalf.
     if (await blocked(stanza, from, to)) return;
     if ((await hooks.run('stanza-inbound', { stanza, from, to })) === 'handled') return;
@@ -51,7 +70,7 @@ export function createClientStanzaHandler(deps: {
     return reply(await iq.dispatch(stanza, from, to, 'account'));
   }
 
-  return async (stanza, from, reply) => {
+  return async (stanza, from, reply, origin = NO_ORIGIN) => {
     const answer = (condition: StanzaErrorCondition): Promise<void> => {
       const type = attr(stanza, 'type');
       return type === 'error' || type === 'result' ? Promise.resolve() : reply(errorReply(stanza, condition));
@@ -64,7 +83,7 @@ export function createClientStanzaHandler(deps: {
     if (to.domain !== domain) return answer('remote-server-not-found');
     switch (stanza.name) {
       case 'iq':
-        return handleIq(stanza, from, to, reply);
+        return handleIq(stanza, from, to, reply, origin);
       case 'message':
         if (toAttr === undefined) stanza.attrs.to = to.toString();
         if (await blocked(stanza, from, to)) return;

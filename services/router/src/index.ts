@@ -59,7 +59,7 @@ export async function startRouter(deps: RoleDeps): Promise<RoleHandle> {
     };
     try {
       if (envelope.dir === 'in') await routing.route(stanza);
-      else await handle(stanza, from, reply);
+      else await handle(stanza, from, reply, { edgeId, sessionId });
     } catch (err) {
       log.error({ err, stanza: envelope.xml }, 'stanza handling failed');
       const type = attr(stanza, 'type');

@@ -9,7 +9,14 @@ import {
   type Logger,
   type Routing,
 } from '@starling/core';
-import type { Delivery, SessionRecord, SessionRegistry, StanzaBus, Store } from '@starling/ports';
+import type {
+  Delivery,
+  DeliveryTarget,
+  SessionRecord,
+  SessionRegistry,
+  StanzaBus,
+  Store,
+} from '@starling/ports';
 import { attr, errorReply, Jid, stanzaType, type Element, type StanzaErrorCondition } from '@starling/xmpp';
 
 /** Presence types the recipient's presence role must process (RFC 6121 §3 and §4.3). */
@@ -65,7 +72,7 @@ export function createRouting(deps: {
   const serverJid = Jid.of('', domain);
   const log = deps.log.child({ component: 'routing' });
 
-  function deliverXml(session: SessionRecord, xml: string): Promise<boolean> {
+  function deliverXml(session: DeliveryTarget, xml: string): Promise<boolean> {
     return deps.delivery.deliver(
       { edgeId: session.edgeId, sessionId: session.sessionId, jid: session.jid },
       { kind: 'stanza', xml },

@@ -1,6 +1,6 @@
 // Store contract: the promises of the port's TSDoc, run against every adapter (SQLite, PostgreSQL).
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Account, RosterItem, Store } from '../store.ts';
+import type { Account, ArchiveEntry, ArchivePage, RosterItem, Store } from '../store.ts';
 import { unique } from './support.ts';
 
 const SCRAM: Account['scram'] = {
@@ -31,6 +31,20 @@ function at<T>(list: readonly T[], index: number): T {
   const value = list[index];
   if (value === undefined) throw new Error(`expected an element at ${index} of ${list.length}`);
   return value;
+}
+
+function entry(
+  id: string,
+  withJid: string,
+  ts: number,
+  direction: ArchiveEntry['direction'] = 'in',
+): ArchiveEntry {
+  return { id, with: withJid, ts, direction, stanza: `<message id="${id}"><body>${id}</body></message>` };
+}
+
+/** The ids of a page's items, or 'unknown' when the query named an id the archive lacks. */
+function ids(page: ArchivePage | undefined): string[] | 'unknown' {
+  return page === undefined ? 'unknown' : page.items.map((item) => item.id);
 }
 
 function sortedItems(items: readonly RosterItem[]): RosterItem[] {
@@ -109,6 +123,7 @@ export function describeStoreContract(name: string, create: () => Promise<Store>
           await store.privateXml.set(user, 'storage:bookmarks', '<storage xmlns="storage:bookmarks"/>');
           await store.blocklists.add(user, ['montague@example.com']);
           await store.lastActivity.set(user, { at: 42, status: 'gone' });
+          await store.archive.append(user, entry('a1', 'capulet@example.com', 7));
         }
         expect(await store.accounts.delete(gone)).toBe(true);
 
@@ -122,6 +137,7 @@ export function describeStoreContract(name: string, create: () => Promise<Store>
         expect(await store.privateXml.get(gone, 'storage:bookmarks')).toBeUndefined();
         expect(await store.blocklists.list(gone)).toEqual([]);
         expect(await store.lastActivity.get(gone)).toBeUndefined();
+        expect((await store.archive.query(gone, { max: 10 }))?.items).toEqual([]);
 
         expect(await store.accounts.get(kept)).toEqual(account(kept));
         expect((await store.rosters.get(kept)).items).toHaveLength(1);
@@ -133,6 +149,7 @@ export function describeStoreContract(name: string, create: () => Promise<Store>
         );
         expect(await store.blocklists.list(kept)).toEqual(['montague@example.com']);
         expect(await store.lastActivity.get(kept)).toEqual({ at: 42, status: 'gone' });
+        expect(ids(await store.archive.query(kept, { max: 10 }))).toEqual(['a1']);
       });
     });
 
@@ -289,6 +306,141 @@ export function describeStoreContract(name: string, create: () => Promise<Store>
         const second = at(await store.offline.list(user), 0);
         expect(second.stanza).toBe('<message id="b"/>');
         expect(second.id).not.toBe(first.id);
+      });
+    });
+
+    describe('archive', () => {
+      /** Five entries: two with romeo, then nurse, romeo, nurse; e2 and e3 share a millisecond. */
+      async function fill(store: Store, user: string): Promise<void> {
+        await store.archive.append(user, entry('e1', 'romeo@example.net', 1000, 'in'));
+        await store.archive.append(user, entry('e2', 'romeo@example.net', 2000, 'out'));
+        await store.archive.append(user, entry('e3', 'nurse@example.com', 2000, 'in'));
+        await store.archive.append(user, entry('e4', 'romeo@example.net', 3000, 'in'));
+        await store.archive.append(user, entry('e5', 'nurse@example.com', 4000, 'out'));
+      }
+
+      it('appends once per id, and reads entries back whole, oldest first', async () => {
+        const store = await newStore();
+        const [user, other] = [unique('juliet'), unique('romeo')];
+        const first = entry('x1', 'romeo@example.net', 1_700_000_000_123, 'out');
+        expect(await store.archive.append(user, first)).toBe(true);
+        expect(await store.archive.append(user, { ...first, stanza: '<message/>', ts: 5 })).toBe(false);
+        expect(await store.archive.append(other, first)).toBe(true);
+        await store.archive.append(user, entry('x0', 'nurse@example.com', 1_600_000_000_000));
+        expect(await store.archive.query(user, { max: 10 })).toEqual({
+          items: [entry('x0', 'nurse@example.com', 1_600_000_000_000), first],
+          complete: true,
+          first: 'x0',
+          last: 'x1',
+          count: 2,
+        });
+        expect(await store.archive.query(unique('nobody'), { max: 10 })).toEqual({
+          items: [],
+          complete: true,
+          count: 0,
+        });
+      });
+
+      it('pages forward with after, and keeps entries of one millisecond in append order', async () => {
+        const store = await newStore();
+        const user = unique('juliet');
+        await fill(store, user);
+        const one = await store.archive.query(user, { max: 2 });
+        expect(ids(one)).toEqual(['e1', 'e2']);
+        expect(one).toMatchObject({ complete: false, first: 'e1', last: 'e2', count: 5 });
+        const two = await store.archive.query(user, { max: 2, after: 'e2' });
+        expect(ids(two)).toEqual(['e3', 'e4']);
+        expect(two).toMatchObject({ complete: false, count: 5 });
+        const three = await store.archive.query(user, { max: 2, after: 'e4' });
+        expect(ids(three)).toEqual(['e5']);
+        expect(three?.complete).toBe(true);
+        const past = await store.archive.query(user, { max: 2, after: 'e5' });
+        expect(past).toEqual({ items: [], complete: true, count: 5 });
+      });
+
+      it('pages backward with before, from the newest end with an empty before', async () => {
+        const store = await newStore();
+        const user = unique('juliet');
+        await fill(store, user);
+        const last = await store.archive.query(user, { max: 2, before: '' });
+        expect(ids(last)).toEqual(['e4', 'e5']);
+        expect(last).toMatchObject({ complete: false, first: 'e4', last: 'e5', count: 5 });
+        const middle = await store.archive.query(user, { max: 2, before: 'e4' });
+        expect(ids(middle)).toEqual(['e2', 'e3']);
+        expect(middle?.complete).toBe(false);
+        const oldest = await store.archive.query(user, { max: 2, before: 'e2' });
+        expect(ids(oldest)).toEqual(['e1']);
+        expect(oldest?.complete).toBe(true);
+        // Both cursors: what lies between them, taken from the newest end.
+        expect(ids(await store.archive.query(user, { max: 1, after: 'e1', before: 'e4' }))).toEqual(['e3']);
+      });
+
+      it('filters by with, start, end, afterId, beforeId and ids, and counts what the filters match', async () => {
+        const store = await newStore();
+        const user = unique('juliet');
+        await fill(store, user);
+        const romeo = await store.archive.query(user, { max: 10, with: 'romeo@example.net' });
+        expect(ids(romeo)).toEqual(['e1', 'e2', 'e4']);
+        expect(romeo?.count).toBe(3);
+        const paged = await store.archive.query(user, { max: 1, with: 'romeo@example.net', after: 'e2' });
+        expect(ids(paged)).toEqual(['e4']);
+        expect(paged).toMatchObject({ complete: true, count: 3 });
+        expect(ids(await store.archive.query(user, { max: 10, start: 2000, end: 3000 }))).toEqual([
+          'e2',
+          'e3',
+          'e4',
+        ]);
+        expect(ids(await store.archive.query(user, { max: 10, end: 1999 }))).toEqual(['e1']);
+        const between = await store.archive.query(user, { max: 10, afterId: 'e1', beforeId: 'e5' });
+        expect(ids(between)).toEqual(['e2', 'e3', 'e4']);
+        expect(between?.count).toBe(3);
+        expect(ids(await store.archive.query(user, { max: 10, ids: ['e4', 'e1', 'e4'] }))).toEqual([
+          'e1',
+          'e4',
+        ]);
+        expect(
+          ids(await store.archive.query(user, { max: 10, with: 'nurse@example.com', start: 3000 })),
+        ).toEqual(['e5']);
+      });
+
+      it('answers only the count and whether anything matches when max is 0', async () => {
+        const store = await newStore();
+        const user = unique('juliet');
+        await fill(store, user);
+        expect(await store.archive.query(user, { max: 0 })).toEqual({ items: [], complete: false, count: 5 });
+        expect(await store.archive.query(user, { max: 0, start: 9000 })).toEqual({
+          items: [],
+          complete: true,
+          count: 0,
+        });
+      });
+
+      it('refuses ids the archive does not hold, also those of another user', async () => {
+        const store = await newStore();
+        const [user, other] = [unique('juliet'), unique('romeo')];
+        await fill(store, user);
+        await store.archive.append(other, entry('theirs', 'juliet@example.com', 1500));
+        for (const query of [
+          { after: 'nope' },
+          { before: 'nope' },
+          { afterId: 'theirs' },
+          { beforeId: 'nope' },
+          { ids: ['e1', 'nope'] },
+        ]) {
+          expect(await store.archive.query(user, { max: 10, ...query })).toBeUndefined();
+        }
+      });
+
+      it('removeAll empties one archive and leaves the others', async () => {
+        const store = await newStore();
+        const [user, other] = [unique('juliet'), unique('romeo')];
+        await fill(store, user);
+        await fill(store, other);
+        await store.archive.removeAll(user);
+        expect(ids(await store.archive.query(user, { max: 10 }))).toEqual([]);
+        expect(ids(await store.archive.query(other, { max: 10 }))).toHaveLength(5);
+        // The ids are free again in the emptied archive.
+        expect(await store.archive.append(user, entry('e1', 'romeo@example.net', 1))).toBe(true);
       });
     });
 

@@ -1,0 +1,57 @@
+// XEP-0359: Unique and Stable Stanza IDs. The ids the server assigns to archived messages, and their elements.
+import { randomBytes } from 'node:crypto';
+import { defineFeature } from '@starling/core';
+import { attr, Jid, NS_SID, xml, type Element } from '@starling/xmpp';
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * A new stanza id: 48 bits of milliseconds then 80 random bits, 26 characters of Crockford base32. Ids
+ * of later milliseconds sort after earlier ones; the random part keeps them unpredictable (§5).
+ */
+export function newStanzaId(now: number = Date.now()): string {
+  let time = '';
+  let rest = now;
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD.charAt(rest % 32) + time;
+    rest = Math.floor(rest / 32);
+  }
+  let random = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of randomBytes(10)) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      random += CROCKFORD.charAt((buffer >> bits) & 31);
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  return time + random;
+}
+
+/** The `<stanza-id/>` an archive at `by` (a bare JID) adds to a message it stored as `id`. */
+export function stanzaIdElement(by: string, id: string): Element {
+  return xml('stanza-id', { xmlns: NS_SID, by, id });
+}
+
+/**
+ * §5 rule 3: a stanza-id that claims to come from this server (its domain or any of its accounts) was
+ * not assigned here, since the server adds its own only after this; it is dropped, whoever sent it.
+ */
+export function removeForgedStanzaIds(stanza: Element, domain: string): void {
+  stanza.children = stanza.children.filter((child) => {
+    if (typeof child === 'string' || !child.is('stanza-id', NS_SID)) return true;
+    const by = Jid.tryParse(attr(child, 'by') ?? '');
+    return by?.domain !== domain;
+  });
+}
+
+/** The ids are assigned by XEP-0313 archiving on the router; declared for disco and the specification table. */
+export default defineFeature({
+  id: 'xep-0359-stanza-ids',
+  spec: { xep: 359, title: 'Unique and Stable Stanza IDs' },
+  roles: ['router'],
+  disco: { accountFeatures: [NS_SID] },
+});

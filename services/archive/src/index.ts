@@ -1,0 +1,38 @@
+// The archive role (XEP-0313): consumes the archive topic, where a user's archive writes and MAM requests
+// share the user's key, so each request runs after every write published before it.
+import {
+  decodeArchiveEnvelope,
+  GROUP_ARCHIVE,
+  subscribeEnvelopes,
+  TOPIC_ARCHIVE,
+  type ArchiveEnvelope,
+  type RoleDeps,
+  type RoleHandle,
+} from '@starling/core';
+import { archiveHandlerFor, setupRole } from '@starling/features';
+
+/** Starts consuming the archive topic as the archive consumer group; `close` stops after the records in flight. */
+export async function startArchive(deps: RoleDeps): Promise<RoleHandle> {
+  const log = deps.log.child({ role: 'archive' });
+  const host = await setupRole('archive', deps);
+  const handler = archiveHandlerFor(host.context);
+  if (handler === undefined) log.warn('the xep-0313-mam feature is not enabled: archive records are dropped');
+
+  async function dispatch(envelope: ArchiveEnvelope): Promise<void> {
+    if (handler === undefined) return;
+    if (envelope.t === 'archive-write') await handler.write(envelope);
+    else await handler.query(envelope);
+  }
+
+  const subscription = await subscribeEnvelopes(
+    deps.bus,
+    TOPIC_ARCHIVE,
+    GROUP_ARCHIVE,
+    log,
+    dispatch,
+    decodeArchiveEnvelope,
+  );
+  return {
+    close: () => subscription.close(),
+  };
+}
