@@ -14,20 +14,25 @@ export default class SummaryReporter implements Reporter {
     let passed = 0;
     let failed = errors.length;
     let skipped = 0;
-    const visit = (task: Task): void => {
+    // Returns the failures found inside `task`; a suite or file that failed with none inside (a failed
+    // beforeAll, a file that did not load) counts as one failure itself.
+    const visit = (task: Task): number => {
       if (task.type === 'test') {
         const state = task.result?.state;
         if (state === 'pass') passed += 1;
         else if (state === 'fail') failed += 1;
         else skipped += 1;
+        return state === 'fail' ? 1 : 0;
       }
-      for (const child of task.tasks ?? []) visit(child);
+      let inside = 0;
+      for (const child of task.tasks ?? []) inside += visit(child);
+      if (task.result?.state === 'fail' && inside === 0) {
+        failed += 1;
+        return 1;
+      }
+      return inside;
     };
-    for (const file of files) {
-      // A file that failed to load has no tests but must count as a failure.
-      if (file.result?.state === 'fail' && (file.tasks?.length ?? 0) === 0) failed += 1;
-      visit(file);
-    }
+    for (const file of files) visit(file);
     process.stdout.write(
       `\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`,
     );
