@@ -1,0 +1,331 @@
+// StanzaBus on Kafka: the port contract against a real Kafka 4.1 broker, plus crash, restart and hand-over drills.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { BusRecord, StanzaBus } from '@starling/ports';
+import { deferred, describeStanzaBusContract, unique, waitFor } from '@starling/ports/contracts';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startKafka, type RunningKafka } from '../../../test/infra/kafka.ts';
+import { KafkaStanzaBus, type KafkaBusLog, type KafkaStanzaBusOptions } from './kafka-stanza-bus.ts';
+
+const quiet: KafkaBusLog = () => undefined;
+
+let kafka: RunningKafka | undefined;
+
+beforeAll(async () => {
+  // The first run on a machine downloads Kafka through Maven.
+  kafka = await startKafka({ partitions: 8 });
+}, 600_000);
+
+afterAll(async () => {
+  await kafka?.stop();
+});
+
+function broker(): RunningKafka {
+  if (!kafka) throw new Error('the Kafka broker did not start');
+  return kafka;
+}
+
+describeStanzaBusContract('Kafka', ({ onError }) =>
+  KafkaStanzaBus.create({ brokers: broker().brokers, clientId: unique('bus'), onError, log: quiet }),
+);
+
+/** Settles as `promise` does, or rejects once `ms` passed. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Values in the order first seen: replays after a crash or a hand-over repeat records, never reorder them. */
+function firstSeen(values: readonly string[]): number[] {
+  return [...new Set(values)].map(Number);
+}
+
+function ascending(values: readonly number[]): number[] {
+  return [...values].sort((a, b) => a - b);
+}
+
+describe('KafkaStanzaBus', () => {
+  let buses: StanzaBus[] = [];
+
+  async function newBus(options: Partial<KafkaStanzaBusOptions> = {}): Promise<KafkaStanzaBus> {
+    const bus = await KafkaStanzaBus.create({
+      brokers: broker().brokers,
+      clientId: unique('bus'),
+      log: quiet,
+      ...options,
+    });
+    buses.push(bus);
+    return bus;
+  }
+
+  afterEach(async () => {
+    const open = buses;
+    buses = [];
+    await Promise.all(open.map((bus) => bus.close()));
+  });
+
+  it('refuses settings it cannot honour before touching the network', () => {
+    const base = { brokers: broker().brokers, clientId: unique('bus') };
+    expect(() => new KafkaStanzaBus({ ...base, brokers: [] })).toThrow(/brokers/);
+    expect(
+      () => new KafkaStanzaBus({ ...base, sessionTimeoutMs: 3_000, heartbeatIntervalMs: 3_000 }),
+    ).toThrow(/heartbeatIntervalMs/);
+    expect(() => new KafkaStanzaBus({ ...base, publishRetries: 0 })).toThrow(/publishRetries/);
+  });
+
+  it('rejects publish and subscribe after close', async () => {
+    const bus = await newBus();
+    await bus.close();
+    await expect(bus.publish(unique('t'), 'k', 'v')).rejects.toThrow(/closed/);
+    await expect(bus.subscribe(unique('t'), 'g', () => Promise.resolve())).rejects.toThrow(/closed/);
+  });
+
+  it('creates a missing topic with the configured partitions and stamps records with their publish time', async () => {
+    const bus = await newBus({ partitions: 3 });
+    const topic = unique('t');
+    const before = Date.now();
+    await bus.publish(topic, 'juliet@example.com', 'v', { traceparent: '00-abc-def-01' });
+    const after = Date.now();
+
+    const client = new Kafka({
+      clientId: unique('check'),
+      brokers: [...broker().brokers],
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = client.admin();
+    const consumer = client.consumer({ groupId: unique('check') });
+    try {
+      await admin.connect();
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      expect(metadata.topics[0]?.partitions).toHaveLength(3);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const raw = deferred<{ timestamp: string; headers: string }>();
+      await consumer.run({
+        eachMessage: ({ message }) => {
+          raw.resolve({ timestamp: message.timestamp, headers: String(message.headers?.['traceparent']) });
+          return Promise.resolve();
+        },
+      });
+      const { timestamp, headers } = await within(raw.promise, 10_000, 'the raw record');
+      expect(Number(timestamp)).toBeGreaterThanOrEqual(before);
+      expect(Number(timestamp)).toBeLessThanOrEqual(after);
+      expect(headers).toBe('00-abc-def-01');
+    } finally {
+      await consumer.disconnect();
+      await admin.disconnect();
+    }
+  });
+
+  it('hands the records of a member closed with a stuck handler to the next member, and only those', async () => {
+    const topic = unique('t');
+    const group = unique('g');
+    const key = unique('k');
+    const never = deferred();
+    const stuck = deferred();
+    const first: string[] = [];
+    const crashing = await newBus({ closeTimeoutMs: 300 });
+    await crashing.subscribe(topic, group, async (record) => {
+      first.push(record.value);
+      if (record.value === 'stuck') {
+        stuck.resolve();
+        await never.promise;
+      }
+    });
+    for (const value of ['a', 'stuck', 'b']) await crashing.publish(topic, key, value);
+    await within(stuck.promise, 10_000, 'the stuck handler');
+    await crashing.close();
+    expect(first).toEqual(['a', 'stuck']);
+
+    const second: string[] = [];
+    const next = await newBus();
+    await next.subscribe(topic, group, (record) => {
+      second.push(record.value);
+      return Promise.resolve();
+    });
+    await waitFor(() => second.length >= 2, 15_000, 'the uncommitted records');
+    // 'a' was handled and committed before the close; 'stuck' never finished, so it comes again.
+    expect(second).toEqual(['stuck', 'b']);
+    never.resolve();
+  });
+
+  it('replays the uncommitted records of a member whose process was killed', async () => {
+    const topic = unique('t');
+    const group = unique('g');
+    const key = unique('k');
+    const publisher = await newBus();
+    // Waiting before the child joins: it handles (and may commit) this one, then blocks on the next.
+    await publisher.publish(topic, key, 'a');
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        // Exits when its stdin closes: a test runner that dies takes the child along.
+        `process.stdin.on('end', () => process.exit(1)).resume();
+         const { KafkaStanzaBus } = await import(process.env.BUS_MODULE);
+         const bus = await KafkaStanzaBus.create({
+           brokers: JSON.parse(process.env.BROKERS), clientId: 'doomed', sessionTimeoutMs: 2000,
+           heartbeatIntervalMs: 500, log: () => {},
+         });
+         await bus.subscribe(process.env.TOPIC, process.env.GROUP, async (record) => {
+           process.stdout.write(JSON.stringify(record.value) + '\\n');
+           if (record.value === 'stuck') await new Promise(() => {});
+         });`,
+      ],
+      {
+        cwd: root,
+        stdio: ['pipe', 'pipe', 'inherit'],
+        env: {
+          ...process.env,
+          BUS_MODULE: new URL('./kafka-stanza-bus.ts', import.meta.url).href,
+          BROKERS: JSON.stringify(broker().brokers),
+          TOPIC: topic,
+          GROUP: group,
+        },
+      },
+    );
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      const started: string[] = [];
+      const reachedStuck = deferred();
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        started.push(JSON.parse(line) as string);
+        if (started.includes('stuck')) reachedStuck.resolve();
+      });
+      void exited.then(() => reachedStuck.reject(new Error(`the child exited early: ${started.join()}`)));
+      await publisher.publish(topic, key, 'stuck');
+      await publisher.publish(topic, key, 'b');
+      await within(reachedStuck.promise, 30_000, 'the child to reach the stuck record');
+      expect(started).toEqual(['a', 'stuck']);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+
+    // The dead member never left: the group hands its partitions over once its session expired.
+    const got: string[] = [];
+    await publisher.subscribe(topic, group, (record) => {
+      got.push(record.value);
+      return Promise.resolve();
+    });
+    await waitFor(() => got.includes('b'), 20_000, 'the records of the killed member');
+    // 'a' may come again too: its commit may not have left the killed process.
+    expect(got.filter((value) => value !== 'a')).toEqual(['stuck', 'b']);
+  });
+
+  it('loses no acknowledged record and keeps per-key order across a broker crash and restart', async () => {
+    const bus = await newBus({ sessionTimeoutMs: 3_000, heartbeatIntervalMs: 500 });
+    const topic = unique('t');
+    const keys = [...Array(8).keys()].map((i) => unique(`user${i}`));
+    const perKey = 60;
+    const seen = new Map<string, string[]>(keys.map((key) => [key, []]));
+    const acknowledged = new Map<string, number[]>(keys.map((key) => [key, []]));
+    await bus.subscribe(topic, unique('g'), (record) => {
+      seen.get(record.key)?.push(record.value);
+      return Promise.resolve();
+    });
+    let acked = 0;
+    let rejected = 0;
+    let ackedAtCrash = 0;
+    let drill: Promise<void> | undefined;
+    await Promise.all(
+      keys.map(async (key) => {
+        for (let i = 0; i < perKey; i++) {
+          try {
+            await bus.publish(topic, key, String(i));
+            acknowledged.get(key)?.push(i);
+            if (++acked === 80) {
+              ackedAtCrash = acked;
+              drill = broker()
+                .kill()
+                .then(() => broker().restart());
+            }
+          } catch {
+            rejected++;
+          }
+        }
+      }),
+    );
+    await drill;
+    expect(ackedAtCrash).toBe(80);
+    // Publishing went on across the crash: later records were acknowledged by the restarted broker.
+    expect(acked).toBeGreaterThan(ackedAtCrash);
+    expect(acked + rejected).toBe(keys.length * perKey);
+
+    await Promise.all(keys.map((key) => bus.publish(topic, key, 'end')));
+    await waitFor(
+      () => keys.every((key) => seen.get(key)?.includes('end')),
+      60_000,
+      'every key after the restart',
+    );
+    for (const key of keys) {
+      const order = firstSeen((seen.get(key) ?? []).filter((value) => value !== 'end'));
+      expect(order).toEqual(ascending(order));
+      expect(order).toEqual(expect.arrayContaining(acknowledged.get(key) ?? []));
+    }
+  }, 180_000);
+
+  it('splits the partitions between two members and hands over those of a leaving member', async () => {
+    const topic = unique('t');
+    const group = unique('g');
+    const publisher = await newBus();
+    const got: { member: string; record: BusRecord }[] = [];
+    const subscriptions = [];
+    for (const member of ['A', 'B']) {
+      const bus = await newBus();
+      subscriptions.push(
+        await bus.subscribe(topic, group, (record) => {
+          got.push({ member, record });
+          return Promise.resolve();
+        }),
+      );
+    }
+    const keys = [...Array(40).keys()].map((i) => unique(`k${i}`));
+    await Promise.all(keys.map((key) => publisher.publish(topic, key, '0')));
+    await waitFor(() => got.length >= keys.length, 10_000, 'the first round');
+    const keysOfA = new Set(got.filter((g) => g.member === 'A').map((g) => g.record.key));
+    // Keys spread over 8 partitions, 4 each: both members hold some.
+    expect(keysOfA.size).toBeGreaterThan(0);
+    expect(keysOfA.size).toBeLessThan(keys.length);
+    expect(got).toHaveLength(keys.length);
+
+    const rounds = 10;
+    const publishing = Promise.all(
+      keys.map(async (key) => {
+        for (let i = 1; i <= rounds; i++) await publisher.publish(topic, key, String(i));
+      }),
+    );
+    await subscriptions[0]?.close();
+    const afterClose = got.length;
+    await publishing;
+    const valuesOf = (key: string): string[] =>
+      got.filter((g) => g.record.key === key).map((g) => g.record.value);
+    await waitFor(
+      () => keys.every((key) => valuesOf(key).includes(String(rounds))),
+      20_000,
+      'every record after the hand-over',
+    );
+    expect(got.slice(afterClose).filter((g) => g.member === 'A')).toEqual([]);
+    const handedOver = got.slice(afterClose).filter((g) => keysOfA.has(g.record.key));
+    expect(handedOver.length).toBeGreaterThan(0);
+    for (const key of keys) {
+      const order = firstSeen(valuesOf(key));
+      expect(order).toEqual([...Array(rounds + 1).keys()]);
+    }
+  }, 60_000);
+});

@@ -1,0 +1,779 @@
+// StanzaBus on Apache Kafka (cluster shape), with kafkajs: keyed topics, consumer groups, commit after handling.
+import type { BusHandler, BusRecord, BusSubscription, StanzaBus } from '@starling/ports';
+import {
+  Kafka,
+  Partitioners,
+  logLevel,
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type IHeaders,
+  type KafkaConfig,
+  type KafkaMessage,
+  type LogEntry,
+  type Message,
+  type Producer,
+} from 'kafkajs';
+
+/** Where the bus reports what happens below the port: client errors, crashes and restarts, rebalances. */
+export type KafkaBusLog = (
+  level: 'error' | 'warn' | 'info' | 'debug',
+  message: string,
+  fields: Readonly<Record<string, unknown>>,
+) => void;
+
+/** Settings of a {@link KafkaStanzaBus}; only `brokers` and `clientId` are required. */
+export interface KafkaStanzaBusOptions {
+  /** Bootstrap brokers, `host:port`. */
+  readonly brokers: readonly string[];
+  /** Names this process to the brokers (quotas, logs); unique per process is best. */
+  readonly clientId: string;
+  /** Told about each handler rejection; the record then counts as consumed. Default: `console.error`. */
+  readonly onError?: (err: unknown, record: BusRecord) => void;
+  /** Partitions of topics this bus creates. Default: the broker's `num.partitions`. */
+  readonly partitions?: number;
+  /** Replicas of topics this bus creates. Default: the broker's `default.replication.factor`. */
+  readonly replicationFactor?: number;
+  /** A member that sends no heartbeat for this long leaves its group (crash detection). Default 10 000. */
+  readonly sessionTimeoutMs?: number;
+  /** Default 1000; must stay well below the session timeout. */
+  readonly heartbeatIntervalMs?: number;
+  /** How long the group waits for its members to rejoin during a rebalance. Default 30 000. */
+  readonly rebalanceTimeoutMs?: number;
+  /**
+   * Longest a closing subscription waits for its in-flight handlers; a handler still running then is
+   * abandoned uncommitted, so its record is handed to another member. Default 30 000.
+   */
+  readonly closeTimeoutMs?: number;
+  /** Attempts after the first failed produce request before a publish rejects. Default 10. */
+  readonly publishRetries?: number;
+  /** TLS to the brokers, as kafkajs takes it. */
+  readonly ssl?: KafkaConfig['ssl'];
+  /** SASL authentication to the brokers, as kafkajs takes it. */
+  readonly sasl?: KafkaConfig['sasl'];
+  /** Default: errors to `console.error`, nothing else. */
+  readonly log?: KafkaBusLog;
+}
+
+// Kafka rejects a record batch above message.max.bytes (1 MiB by default) for one partition; staying
+// under half of it for the whole request keeps any partition's share legal.
+const MAX_BATCH_BYTES = 512 * 1024;
+const MAX_BATCH_RECORDS = 1000;
+// Records fetched ahead of the handler, per partition; the partition is paused beyond, resumed below half.
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+// Handlers that resolve at once would keep the loop in microtasks; sockets need a turn now and then.
+const RECORDS_PER_TURN = 256;
+// Fetch long-poll: bounds how late a resumed partition, a heartbeat, or a rebalance is noticed.
+const MAX_WAIT_MS = 500;
+// kafkajs backs off up to 30 s by default; a bus must be back soon after its broker is.
+const RETRY = { retries: 10, initialRetryTime: 100, maxRetryTime: 3_000 } as const;
+const REVIVE_AFTER_MS = 1_000;
+
+const LEVELS = new Map<number, 'error' | 'warn' | 'info' | 'debug'>([
+  [logLevel.ERROR, 'error'],
+  [logLevel.WARN, 'warn'],
+  [logLevel.INFO, 'info'],
+  [logLevel.DEBUG, 'debug'],
+]);
+
+const defaultLog: KafkaBusLog = (level, message, fields) => {
+  if (level === 'error') console.error(`kafka stanza bus: ${message}`, fields);
+};
+
+function positiveInteger(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`);
+  return value;
+}
+
+function headerValue(value: IHeaders[string]): string | undefined {
+  const last = Array.isArray(value) ? value[value.length - 1] : value;
+  if (last === undefined) return undefined;
+  return typeof last === 'string' ? last : last.toString('utf8');
+}
+
+function toRecord(topic: string, message: KafkaMessage): BusRecord {
+  const headers: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(message.headers ?? {})) {
+    const value = headerValue(raw);
+    if (value !== undefined) headers[name] = value;
+  }
+  return {
+    topic,
+    key: message.key?.toString('utf8') ?? '',
+    value: message.value?.toString('utf8') ?? '',
+    headers,
+  };
+}
+
+function sizeOf(message: KafkaMessage): number {
+  return (message.key?.length ?? 0) + (message.value?.length ?? 0);
+}
+
+function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+interface Pending {
+  readonly topic: string;
+  readonly message: Message;
+  readonly bytes: number;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** One assigned partition of one subscription: its records run strictly one after the other. */
+interface PartitionState {
+  readonly partition: number;
+  queue: KafkaMessage[];
+  head: number;
+  bufferedBytes: number;
+  /** Offset after the last record queued or started; anything below that is fetched again is skipped. */
+  next: bigint | undefined;
+  /** Offset after the last record whose handler was started. */
+  started: bigint | undefined;
+  /** Offset after the last record whose handler finished: what may be committed. */
+  handled: bigint | undefined;
+  committed: bigint | undefined;
+  owned: boolean;
+  paused: boolean;
+  running: boolean;
+}
+
+interface GroupSettings {
+  readonly sessionTimeout: number;
+  readonly heartbeatInterval: number;
+  readonly rebalanceTimeout: number;
+  readonly closeTimeout: number;
+}
+
+interface SubscriptionSettings extends GroupSettings {
+  readonly kafka: Kafka;
+  readonly topic: string;
+  readonly group: string;
+  readonly handler: BusHandler;
+  readonly onError: (err: unknown, record: BusRecord) => void;
+  readonly log: KafkaBusLog;
+}
+
+/**
+ * One consumer group member on one topic. kafkajs fetches the next round for a broker only after every
+ * batch of the previous round was handled, so a slow handler would stall all partitions of that broker:
+ * batches are instead taken into per-partition queues at once and handled here, and a partition is
+ * paused only while its queue is full. Offsets are committed as handlers finish.
+ */
+class KafkaSubscription implements BusSubscription {
+  readonly #s: SubscriptionSettings;
+  readonly #consumer: Consumer;
+  readonly #partitions = new Map<number, PartitionState>();
+  /** Set from a rebalance (or a consumer crash) until the group is joined again: no handler starts. */
+  #fenced = true;
+  #joined: (() => void) | undefined;
+  #inFlight = 0;
+  #idle: (() => void) | undefined;
+  /** Whether the commit loop runs; it stops only with no await between its last check and this flag. */
+  #committing = false;
+  #commitRequests = 0;
+  #commitDone: Promise<void> = Promise.resolve();
+  #starting: Promise<void> | undefined;
+  #reviving: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(settings: SubscriptionSettings) {
+    this.#s = settings;
+    this.#consumer = settings.kafka.consumer({
+      groupId: settings.group,
+      sessionTimeout: settings.sessionTimeout,
+      heartbeatInterval: settings.heartbeatInterval,
+      rebalanceTimeout: settings.rebalanceTimeout,
+      maxWaitTimeInMs: MAX_WAIT_MS,
+      allowAutoTopicCreation: false,
+      // A crashed consumer (broker gone, coordinator moved) always comes back: nothing else would.
+      retry: { ...RETRY, restartOnFailure: () => Promise.resolve(true) },
+    });
+    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    this.#consumer.on(REBALANCING, () => {
+      this.#fenced = true;
+    });
+    this.#consumer.on(CRASH, (event) => {
+      this.#fenced = true;
+      this.#s.log('warn', 'consumer crashed, restarting', {
+        group: settings.group,
+        topic: settings.topic,
+        error: event.payload.error.message,
+      });
+      // kafkajs restarts only after errors it deems retriable; a member that stays down loses nothing
+      // but stalls its partitions, so the others are restarted here.
+      if (!event.payload.restart) this.#revive();
+    });
+    this.#consumer.on(GROUP_JOIN, (event) => {
+      this.#onJoin(event.payload.memberAssignment[settings.topic] ?? []);
+    });
+  }
+
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const joined = new Promise<void>((resolve) => {
+      this.#joined = resolve;
+    });
+    await this.#consumer.connect();
+    this.#throwIfClosing();
+    // A new group starts at the oldest record: what was published before its first member is not lost.
+    await this.#consumer.subscribe({ topics: [this.#s.topic], fromBeginning: true });
+    this.#throwIfClosing();
+    await this.#run();
+    // run() also returns when the first join failed and the consumer is restarting.
+    const bound = this.#s.rebalanceTimeout + this.#s.sessionTimeout;
+    if (!(await settleWithin(joined, bound))) {
+      throw new Error(`could not join group ${this.#s.group} on ${this.#s.topic} within ${bound} ms`);
+    }
+  }
+
+  #run(): Promise<void> {
+    return this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => {
+        this.#take(payload);
+        return Promise.resolve();
+      },
+    });
+  }
+
+  #revive(): void {
+    if (this.#closing || this.#reviving) return;
+    this.#reviving = setTimeout(() => {
+      this.#reviving = undefined;
+      if (this.#closing) return;
+      this.#run().catch((err: unknown) => {
+        this.#s.log('error', 'consumer restart failed', { group: this.#s.group, error: String(err) });
+        this.#revive();
+      });
+    }, REVIVE_AFTER_MS);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  /** A method rather than a check inline: the compiler would keep a narrowing from before an await. */
+  #throwIfClosing(): void {
+    if (this.#closing) throw new Error('subscription closed');
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#fenced = true;
+    clearTimeout(this.#reviving);
+    // Disconnecting in the middle of connect() or run() could leave a consumer running.
+    await this.#starting?.catch(() => undefined);
+    // Nothing new is taken while the handlers finish; kafkajs would otherwise fetch the same records again.
+    this.#pause();
+    const idle =
+      this.#inFlight === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            this.#idle = resolve;
+          });
+    if (!(await settleWithin(idle, this.#s.closeTimeout))) {
+      this.#s.log('warn', 'handlers still running at close; their records stay uncommitted', {
+        group: this.#s.group,
+        topic: this.#s.topic,
+      });
+    }
+    await this.#flushCommits();
+    // Leaves the group, so the partitions move to the remaining members at once.
+    await this.#consumer.disconnect().catch((err: unknown) => {
+      this.#s.log('warn', 'consumer disconnect failed', { error: String(err) });
+    });
+  }
+
+  #state(partition: number): PartitionState {
+    let state = this.#partitions.get(partition);
+    if (!state) {
+      state = {
+        partition,
+        queue: [],
+        head: 0,
+        bufferedBytes: 0,
+        next: undefined,
+        started: undefined,
+        handled: undefined,
+        committed: undefined,
+        owned: true,
+        paused: false,
+        running: false,
+      };
+      this.#partitions.set(partition, state);
+    }
+    return state;
+  }
+
+  /**
+   * A new generation: kafkajs fetches every assigned partition again from its committed offset, so what
+   * was queued and not started is dropped (it comes again); what was started is skipped when it does.
+   */
+  #onJoin(assigned: readonly number[]): void {
+    const owned = new Set(assigned);
+    for (const state of this.#partitions.values()) {
+      state.queue = [];
+      state.head = 0;
+      state.bufferedBytes = 0;
+      state.next = state.started;
+      state.paused = false;
+      state.owned = owned.has(state.partition);
+      // Commits sent while the consumer was down are dropped by kafkajs without an error: send again.
+      state.committed = undefined;
+      if (!state.owned && !state.running) this.#partitions.delete(state.partition);
+    }
+    if (this.#closing) {
+      // Joined again while closing: the records stay where they are for the members that remain.
+      this.#pause();
+      return;
+    }
+    this.#resume();
+    this.#fenced = false;
+    this.#scheduleCommit();
+    this.#joined?.();
+    this.#joined = undefined;
+  }
+
+  #take(payload: EachBatchPayload): void {
+    if (this.#fenced || this.#closing) return;
+    const { batch } = payload;
+    const state = this.#state(batch.partition);
+    state.owned = true;
+    for (const message of batch.messages) {
+      const offset = BigInt(message.offset);
+      if (state.next !== undefined && offset < state.next) continue;
+      state.queue.push(message);
+      state.bufferedBytes += sizeOf(message);
+      state.next = offset + 1n;
+    }
+    // The fetch position moves on; the committed offset stays behind until the handlers finish.
+    payload.resolveOffset(batch.lastOffset());
+    if (!state.paused && state.bufferedBytes >= MAX_BUFFERED_BYTES) {
+      state.paused = true;
+      this.#pause(state.partition);
+    }
+    void this.#drain(state);
+  }
+
+  async #drain(state: PartitionState): Promise<void> {
+    if (state.running) return;
+    state.running = true;
+    let sinceTurn = 0;
+    while (!this.#fenced && state.head < state.queue.length) {
+      const message = state.queue[state.head] as KafkaMessage;
+      state.head++;
+      state.bufferedBytes -= sizeOf(message);
+      const after = BigInt(message.offset) + 1n;
+      state.started = after;
+      const record = toRecord(this.#s.topic, message);
+      this.#inFlight++;
+      try {
+        await this.#s.handler(record);
+      } catch (err) {
+        this.#report(err, record);
+      }
+      this.#inFlight--;
+      if (state.owned) {
+        state.handled = after;
+        this.#scheduleCommit();
+      }
+      if (this.#inFlight === 0) this.#idle?.();
+      if (state.paused && state.bufferedBytes < MAX_BUFFERED_BYTES / 2 && !this.#closing) {
+        state.paused = false;
+        this.#resume(state.partition);
+      }
+      if (++sinceTurn === RECORDS_PER_TURN) {
+        sinceTurn = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    if (state.head === state.queue.length) {
+      state.queue = [];
+      state.head = 0;
+    }
+    state.running = false;
+    // Revoked while its last handler ran: a later assignment starts afresh.
+    if (!state.owned) this.#partitions.delete(state.partition);
+  }
+
+  /** The whole topic, or one partition. Between a crash and the restart kafkajs has no group to pause. */
+  #pause(partition?: number): void {
+    try {
+      this.#consumer.pause([
+        partition === undefined
+          ? { topic: this.#s.topic }
+          : { topic: this.#s.topic, partitions: [partition] },
+      ]);
+    } catch {
+      // The restarted consumer starts unpaused; the next join sets the pauses again.
+    }
+  }
+
+  #resume(partition?: number): void {
+    try {
+      this.#consumer.resume([
+        partition === undefined
+          ? { topic: this.#s.topic }
+          : { topic: this.#s.topic, partitions: [partition] },
+      ]);
+    } catch {
+      // Nothing paused in a consumer that is restarting.
+    }
+  }
+
+  #report(err: unknown, record: BusRecord): void {
+    try {
+      this.#s.onError(err, record);
+    } catch {
+      // A failing error callback must not stop the partition.
+    }
+  }
+
+  /** At most one commit request at a time; offsets that finish meanwhile go in the next one. */
+  #scheduleCommit(): void {
+    this.#commitRequests++;
+    if (this.#committing) return;
+    this.#committing = true;
+    this.#commitDone = this.#commitLoop();
+  }
+
+  async #commitLoop(): Promise<void> {
+    for (;;) {
+      const requests = this.#commitRequests;
+      const due = [...this.#partitions.values()].flatMap((state) =>
+        state.owned && state.handled !== undefined && state.handled !== state.committed
+          ? [{ state, offset: state.handled }]
+          : [],
+      );
+      let failed = false;
+      if (due.length > 0) {
+        try {
+          await this.#consumer.commitOffsets(
+            due.map(({ state, offset }) => ({
+              topic: this.#s.topic,
+              partition: state.partition,
+              offset: offset.toString(),
+            })),
+          );
+          for (const { state, offset } of due) state.committed = offset;
+        } catch (err) {
+          // Left for the next finished record or the next join; until then a crash replays them.
+          failed = true;
+          this.#s.log('warn', 'offset commit failed', {
+            group: this.#s.group,
+            topic: this.#s.topic,
+            error: String(err),
+          });
+        }
+      }
+      if (due.length === 0 || failed || this.#commitRequests === requests) {
+        this.#committing = false;
+        return;
+      }
+    }
+  }
+
+  async #flushCommits(): Promise<void> {
+    await this.#commitDone;
+    this.#scheduleCommit();
+    await this.#commitDone;
+  }
+}
+
+/**
+ * The cluster StanzaBus. Publishing: an idempotent producer with acks=all, so `publish` resolves once
+ * every in-sync replica has the record; records are keyed by the given key (Java-compatible murmur2
+ * partitioning, so every client puts a bare JID on the same partition). Publishes that arrive while a
+ * produce request is in flight are sent together in the next one. Consuming: one kafkajs consumer per
+ * subscription, offsets committed only after the handler finished, records of one partition one at a
+ * time and partitions concurrently. Replays after a crash or a rebalance are expected.
+ */
+export class KafkaStanzaBus implements StanzaBus {
+  readonly #kafka: Kafka;
+  readonly #options: KafkaStanzaBusOptions;
+  readonly #log: KafkaBusLog;
+  readonly #onError: (err: unknown, record: BusRecord) => void;
+  readonly #group: GroupSettings;
+  readonly #publishRetries: number;
+  readonly #topics = new Map<string, Promise<void>>();
+  readonly #subscriptions = new Set<KafkaSubscription>();
+  readonly #queue: Pending[] = [];
+  #admin: Promise<Admin> | undefined;
+  #producer: Promise<Producer> | undefined;
+  /** Whether the send loop runs; it stops only when the queue is empty, with no await in between. */
+  #sending = false;
+  readonly #sent: (() => void)[] = [];
+  #closing: Promise<void> | undefined;
+
+  constructor(options: KafkaStanzaBusOptions) {
+    if (options.brokers.length === 0) throw new RangeError('brokers must name at least one broker');
+    if (options.partitions !== undefined) positiveInteger(options.partitions, 'partitions');
+    if (options.replicationFactor !== undefined) {
+      positiveInteger(options.replicationFactor, 'replicationFactor');
+    }
+    this.#group = {
+      sessionTimeout: positiveInteger(options.sessionTimeoutMs ?? 10_000, 'sessionTimeoutMs'),
+      heartbeatInterval: positiveInteger(options.heartbeatIntervalMs ?? 1_000, 'heartbeatIntervalMs'),
+      rebalanceTimeout: positiveInteger(options.rebalanceTimeoutMs ?? 30_000, 'rebalanceTimeoutMs'),
+      closeTimeout: positiveInteger(options.closeTimeoutMs ?? 30_000, 'closeTimeoutMs'),
+    };
+    if (this.#group.heartbeatInterval >= this.#group.sessionTimeout) {
+      throw new RangeError('heartbeatIntervalMs must be below sessionTimeoutMs');
+    }
+    // kafkajs refuses an idempotent producer without retries.
+    this.#publishRetries = positiveInteger(options.publishRetries ?? RETRY.retries, 'publishRetries');
+    this.#options = options;
+    this.#log = options.log ?? defaultLog;
+    this.#onError =
+      options.onError ??
+      ((err, record) => {
+        console.error(`stanza bus: handler failed on topic ${record.topic}`, err);
+      });
+    const log = this.#log;
+    this.#kafka = new Kafka({
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
+      ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
+      retry: RETRY,
+      logLevel: logLevel.INFO,
+      logCreator:
+        () =>
+        ({
+          namespace,
+          level,
+          log: { message, timestamp: _timestamp, logger: _logger, ...fields },
+        }: LogEntry) => {
+          log(LEVELS.get(level) ?? 'debug', `${namespace}: ${message}`, fields);
+        },
+    });
+  }
+
+  /** Creates a bus and checks that the brokers answer, so a wrong address fails at start-up. */
+  static async create(options: KafkaStanzaBusOptions): Promise<KafkaStanzaBus> {
+    const bus = new KafkaStanzaBus(options);
+    try {
+      await bus.#connectedAdmin();
+    } catch (err) {
+      await bus.close();
+      throw err;
+    }
+    return bus;
+  }
+
+  publish(
+    topic: string,
+    key: string,
+    value: string,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    if (this.#closing) return Promise.reject(new Error('stanza bus closed'));
+    return new Promise<void>((resolve, reject) => {
+      const message: Message = {
+        key,
+        value,
+        // The record's timestamp is its ingress time on the bus.
+        timestamp: String(Date.now()),
+        ...(headers ? { headers: { ...headers } } : {}),
+      };
+      let bytes = Buffer.byteLength(key) + Buffer.byteLength(value);
+      for (const [name, text] of Object.entries(headers ?? {})) {
+        bytes += Buffer.byteLength(name) + Buffer.byteLength(text);
+      }
+      this.#queue.push({ topic, message, bytes, resolve, reject });
+      if (!this.#sending) {
+        this.#sending = true;
+        void this.#send();
+      }
+    });
+  }
+
+  async subscribe(topic: string, group: string, handler: BusHandler): Promise<BusSubscription> {
+    this.#throwIfClosing();
+    await this.#ensureTopic(topic);
+    this.#throwIfClosing();
+    const subscription = new KafkaSubscription({
+      kafka: this.#kafka,
+      topic,
+      group,
+      handler,
+      onError: this.#onError,
+      log: this.#log,
+      ...this.#group,
+    });
+    this.#subscriptions.add(subscription);
+    try {
+      await subscription.start();
+      this.#throwIfClosing();
+    } catch (err) {
+      this.#subscriptions.delete(subscription);
+      await subscription.close();
+      throw err;
+    }
+    return {
+      close: async () => {
+        await subscription.close();
+        this.#subscriptions.delete(subscription);
+      },
+    };
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#closeAll();
+    return this.#closing;
+  }
+
+  #throwIfClosing(): void {
+    if (this.#closing) throw new Error('stanza bus closed');
+  }
+
+  async #closeAll(): Promise<void> {
+    const sent = this.#sending ? new Promise<void>((resolve) => this.#sent.push(resolve)) : Promise.resolve();
+    await Promise.all([...[...this.#subscriptions].map((s) => s.close()), sent]);
+    this.#subscriptions.clear();
+    const clients = [this.#producer, this.#admin];
+    this.#producer = undefined;
+    this.#admin = undefined;
+    await Promise.all(
+      clients.map(async (client) => {
+        await (await client?.catch(() => undefined))?.disconnect().catch(() => undefined);
+      }),
+    );
+  }
+
+  #connectedAdmin(): Promise<Admin> {
+    if (!this.#admin) {
+      const admin = this.#kafka.admin();
+      const connecting = admin.connect().then(() => admin);
+      this.#admin = connecting;
+      connecting.catch(() => {
+        if (this.#admin === connecting) this.#admin = undefined;
+      });
+    }
+    return this.#admin;
+  }
+
+  #ensureTopic(topic: string): Promise<void> {
+    let ready = this.#topics.get(topic);
+    if (!ready) {
+      ready = this.#connectedAdmin().then(async (admin) => {
+        // Returns false when the topic exists already, e.g. created by another process.
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [
+            {
+              topic,
+              numPartitions: this.#options.partitions ?? -1,
+              replicationFactor: this.#options.replicationFactor ?? -1,
+            },
+          ],
+        });
+      });
+      this.#topics.set(topic, ready);
+      ready.catch(() => this.#topics.delete(topic));
+    }
+    return ready;
+  }
+
+  /**
+   * The idempotent producer numbers records per partition. When a send fails for good, the broker may
+   * still have written it, and the next send would reuse its sequence numbers: the broker would take
+   * those records for duplicates, acknowledge them and drop them. So a failed producer is never used
+   * again; its successor gets a new producer id.
+   */
+  #connectedProducer(): Promise<Producer> {
+    if (!this.#producer) {
+      const producer = this.#kafka.producer({
+        idempotent: true,
+        // kafkajs serialises an idempotent producer's requests per broker anyway; one keeps order certain.
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { ...RETRY, retries: this.#publishRetries },
+      });
+      const connecting = producer.connect().then(() => producer);
+      this.#producer = connecting;
+      connecting.catch(() => this.#discardProducer(connecting));
+    }
+    return this.#producer;
+  }
+
+  #discardProducer(failed: Promise<Producer>): void {
+    if (this.#producer !== failed) return;
+    this.#producer = undefined;
+    void failed.then(
+      (producer) => producer.disconnect().catch(() => undefined),
+      () => undefined,
+    );
+  }
+
+  async #send(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch: Pending[] = [];
+      let bytes = 0;
+      for (const next of this.#queue) {
+        if (batch.length > 0 && (batch.length >= MAX_BATCH_RECORDS || bytes + next.bytes > MAX_BATCH_BYTES)) {
+          break;
+        }
+        batch.push(next);
+        bytes += next.bytes;
+      }
+      this.#queue.splice(0, batch.length);
+      try {
+        await this.#sendBatch(batch);
+      } catch (err) {
+        for (const pending of batch) pending.reject(err);
+      }
+    }
+    this.#sending = false;
+    for (const resolve of this.#sent.splice(0)) resolve();
+  }
+
+  async #sendBatch(batch: readonly Pending[]): Promise<void> {
+    const byTopic = new Map<string, Pending[]>();
+    for (const pending of batch) {
+      const list = byTopic.get(pending.topic);
+      if (list) list.push(pending);
+      else byTopic.set(pending.topic, [pending]);
+    }
+    const ready: [string, Pending[]][] = [];
+    await Promise.all(
+      [...byTopic].map(async ([topic, list]) => {
+        try {
+          await this.#ensureTopic(topic);
+          ready.push([topic, list]);
+        } catch (err) {
+          for (const pending of list) pending.reject(err);
+        }
+      }),
+    );
+    if (ready.length === 0) return;
+    const producing = this.#connectedProducer();
+    try {
+      const producer = await producing;
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: ready.map(([topic, list]) => ({ topic, messages: list.map((p) => p.message) })),
+      });
+    } catch (err) {
+      this.#discardProducer(producing);
+      this.#log('warn', 'publish failed', { error: String(err) });
+      for (const [, list] of ready) for (const pending of list) pending.reject(err);
+      return;
+    }
+    for (const [, list] of ready) for (const pending of list) pending.resolve();
+  }
+}
