@@ -670,9 +670,12 @@ export class KafkaStanzaBus implements StanzaBus {
     let ready = this.#topics.get(topic);
     if (!ready) {
       ready = this.#connectedAdmin().then(async (admin) => {
-        // Returns false when the topic exists already, e.g. created by another process.
+        // Returns false when the topic exists already, e.g. created by another process. kafkajs's own
+        // waitForLeaders rejects outside any promise we hold when processes create the same topic at
+        // once (UNKNOWN_TOPIC_OR_PARTITION while the topic propagates), killing the process; so the
+        // leaders are awaited here instead.
         await admin.createTopics({
-          waitForLeaders: true,
+          waitForLeaders: false,
           topics: [
             {
               topic,
@@ -681,6 +684,7 @@ export class KafkaStanzaBus implements StanzaBus {
             },
           ],
         });
+        await waitForLeaders(admin, topic);
       });
       this.#topics.set(topic, ready);
       ready.catch(() => this.#topics.delete(topic));
@@ -775,5 +779,26 @@ export class KafkaStanzaBus implements StanzaBus {
       return;
     }
     for (const [, list] of ready) for (const pending of list) pending.resolve();
+  }
+}
+
+const LEADER_WAIT_MS = 30_000;
+
+/** Resolves once every partition of `topic` has a leader, polling metadata (bounded). */
+async function waitForLeaders(admin: Admin, topic: string): Promise<void> {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      const partitions = topics[0]?.partitions ?? [];
+      if (partitions.length > 0 && partitions.every((p) => p.leader >= 0)) return;
+    } catch (err) {
+      // The topic may not have reached the broker answering yet.
+      if (!(err instanceof Error && 'retriable' in err && (err as { retriable: unknown }).retriable === true))
+        throw err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`kafka: topic ${topic} has no leader after ${LEADER_WAIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
