@@ -1,4 +1,5 @@
 // Delivery over gRPC (cluster shape): router and presence keep one Deliver stream per edge (proto/delivery.proto).
+import { hostname } from 'node:os';
 import {
   credentials,
   Metadata,
@@ -40,6 +41,11 @@ export interface GrpcDeliveryOptions {
    * a free loopback port.
    */
   readonly listenAddress?: string;
+  /**
+   * The host (or host:port) other processes reach this one at, advertised in the edge's lease. Default:
+   * the listen host, or this machine's host name when that is a wildcard ('0.0.0.0', '::').
+   */
+  readonly advertiseHost?: string;
   /**
    * The Delivery address (host:port) of an edge, from its registry lease; undefined (or '') when the
    * edge has none. Asked when a stream to the edge opens, not per delivery.
@@ -154,6 +160,7 @@ export class GrpcDelivery implements Delivery {
   readonly #served = new Set<Served>();
   #server: Promise<Server> | undefined;
   #address: string | undefined;
+  readonly #advertiseHost: string | undefined;
   #draining = false;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -165,12 +172,11 @@ export class GrpcDelivery implements Delivery {
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.#backoff = options.backoffMs ?? DEFAULT_BACKOFF_MS;
     this.#log = options.log;
+    this.#advertiseHost = options.advertiseHost;
   }
 
   /**
-   * The bound address (host:port), as `listen`'s endpoint gives it, for the edge's lease. The host is
-   * `listenAddress`'s: a wildcard host ('0.0.0.0') is for the composition root to replace with a
-   * routable one (the pod IP).
+   * The address (host:port) `listen`'s endpoint gives, for the edge's lease: see `advertiseHost`.
    */
   address(): string {
     if (this.#address === undefined) throw new Error('delivery: address() before listen()');
@@ -437,7 +443,7 @@ export class GrpcDelivery implements Delivery {
           err ? reject(err) : resolve(bound),
         ),
       );
-      this.#address = `${this.#listenAddress.slice(0, this.#listenAddress.lastIndexOf(':'))}:${port}`;
+      this.#address = advertised(this.#listenAddress, this.#advertiseHost, port);
       return server;
     } catch (err) {
       server.forceShutdown();
@@ -585,4 +591,13 @@ function toPayload(request: DeliverRequest__Output): DeliveryPayload | undefined
   return close.text === undefined
     ? { kind: 'close', condition }
     : { kind: 'close', condition, text: close.text };
+}
+
+/** host:port for the lease: an explicit advertise wins; a wildcard listen host is replaced by the host name. */
+function advertised(listenAddress: string, advertiseHost: string | undefined, port: number): string {
+  if (advertiseHost !== undefined && advertiseHost !== '') {
+    return /:\d+$/.test(advertiseHost) ? advertiseHost : `${advertiseHost}:${port}`;
+  }
+  const host = listenAddress.slice(0, listenAddress.lastIndexOf(':'));
+  return host === '0.0.0.0' || host === '::' || host === '[::]' ? `${hostname()}:${port}` : `${host}:${port}`;
 }
