@@ -120,7 +120,10 @@ export interface ConnectOptions {
   readonly transport?: Transport;
 }
 
-export function serviceUrl(server: TestServer, transport: Transport): string {
+/** What a client needs to reach a server: the embedded test server, or one edge of a cluster. */
+export type ClientEndpoint = Pick<TestServer, 'host' | 'ports' | 'domain'>;
+
+export function serviceUrl(server: ClientEndpoint, transport: Transport): string {
   switch (transport) {
     case 'starttls':
       return `xmpp://${server.host}:${server.ports.c2s}`;
@@ -132,7 +135,7 @@ export function serviceUrl(server: TestServer, transport: Transport): string {
 }
 
 /** Connects, authenticates and binds with @xmpp/client. */
-export async function connect(server: TestServer, options: ConnectOptions): Promise<TestClient> {
+export async function connect(server: ClientEndpoint, options: ConnectOptions): Promise<TestClient> {
   const xmpp = xmppClient({
     service: serviceUrl(server, options.transport ?? 'starttls'),
     domain: server.domain,

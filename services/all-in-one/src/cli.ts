@@ -1,9 +1,18 @@
 // The `starling` command: run the embedded server, manage accounts, check configuration.
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
-import { ConfigError, createLogger, ENV_SETTINGS, loadConfig, type Config } from '@starling/core';
+import {
+  ConfigError,
+  createLogger,
+  ENV_SETTINGS,
+  loadConfig,
+  type Config,
+  type Logger,
+} from '@starling/core';
 import { Jid, JidError, deriveAllScramKeys } from '@starling/xmpp';
-import { openSqliteStore } from '@starling/store';
+import { openPostgresStore, openSqliteStore } from '@starling/store';
+import type { Store } from '@starling/ports';
+import { startClusterRole, type ClusterRole } from './cluster.ts';
 import { databaseFile, startEmbedded } from './server.ts';
 
 const VERSION = '0.1.0';
@@ -12,6 +21,7 @@ const HELP = `Starling ${VERSION}: an XMPP server.
 
 Usage:
   starling [serve]                      run the server (all roles in one process)
+  starling edge|router|presence|archive run one role of a cluster (Kafka, Redis, PostgreSQL settings needed)
   starling user add <user> [--password P]
   starling user passwd <user> [--password P]
   starling user del <user>
@@ -86,7 +96,7 @@ async function userCommand(
 ): Promise<void> {
   const [action, name, ...rest] = args;
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest.join(' ')}"`);
-  const store = await openSqliteStore(databaseFile(config));
+  const store = await openAccountsStore(config);
   try {
     switch (action) {
       case 'add': {
@@ -128,6 +138,54 @@ async function userCommand(
   }
 }
 
+/** Accounts live in PostgreSQL for a cluster (when configured), else in the embedded SQLite file. */
+function openAccountsStore(config: Config): Promise<Store> {
+  const url = config.cluster.postgresUrl;
+  return url === undefined ? openSqliteStore(databaseFile(config)) : openPostgresStore(url);
+}
+
+/** Runs `close` on SIGINT/SIGTERM and exits; a second signal exits at once. */
+function exitOnSignal(close: () => Promise<void>, log: Logger): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function serveCluster(role: ClusterRole, config: Config): Promise<void> {
+  const log = createLogger(config.log.level, { shape: 'cluster' });
+  const running = await startClusterRole(role, config, log);
+  const lines = [`Starling ${VERSION} ${role} ${running.nodeId} serving ${config.domain}`];
+  if (running.ports) {
+    const { address } = config.listen;
+    lines.push(
+      `  client connections (STARTTLS)  ${address}:${running.ports.c2s}`,
+      `  client connections (TLS)       ${address}:${running.ports.directTls}`,
+      `  WebSocket                      ws://${address}:${running.ports.http}/xmpp-websocket`,
+    );
+  }
+  lines.push(
+    `  metrics and health             http://${config.listen.address}:${running.opsPort}/metrics`,
+    '',
+  );
+  process.stderr.write(lines.join('\n'));
+  exitOnSignal(() => running.close(), log);
+}
+
 async function serve(config: Config): Promise<void> {
   const log = createLogger(config.log.level, { shape: 'embedded' });
   const server = await startEmbedded(config, log);
@@ -151,24 +209,7 @@ async function serve(config: Config): Promise<void> {
       '',
     ].join('\n'),
   );
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      process.stderr.write(`${signal} again: exiting now\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  exitOnSignal(() => server.close(), log);
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -204,6 +245,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'serve':
         if (rest.length > 0) throw new UsageError(`unexpected argument "${rest.join(' ')}"`);
         await serve(config);
+        return -1;
+      case 'edge':
+      case 'router':
+      case 'presence':
+      case 'archive':
+        if (rest.length > 0) throw new UsageError(`unexpected argument "${rest.join(' ')}"`);
+        await serveCluster(command, config);
         return -1;
       case 'user':
         await userCommand(config, rest, values.password);
