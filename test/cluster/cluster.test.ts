@@ -4,11 +4,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../harness/index.ts';
 import { startLocalCluster, type LocalCluster } from './processes.ts';
 
-let cluster: LocalCluster;
+let cluster: LocalCluster | undefined;
+
+function running(): LocalCluster {
+  if (!cluster) throw new Error('the cluster did not start');
+  return cluster;
+}
 
 beforeAll(async () => {
   cluster = await startLocalCluster();
-  for (const name of ['romeo', 'juliet', 'nurse']) await cluster.addUser(name, `${name}-secret`);
+  for (const name of ['romeo', 'juliet', 'nurse']) await running().addUser(name, `${name}-secret`);
 }, 240_000);
 
 afterAll(async () => {
@@ -20,7 +25,7 @@ afterAll(async () => {
 }, 120_000);
 
 function edge(index: number): NonNullable<LocalCluster['edges'][number]> {
-  const endpoint = cluster.edges[index];
+  const endpoint = running().edges[index];
   if (!endpoint) throw new Error(`no edge ${index}`);
   return endpoint;
 }
@@ -130,7 +135,7 @@ describe('a cluster of separate processes', () => {
   });
 
   it('serves metrics, health and readiness from every role', async () => {
-    for (const proc of cluster.processes) {
+    for (const proc of running().processes) {
       const base = `http://127.0.0.1:${proc.opsPort}`;
       expect((await fetch(`${base}/healthz`)).status, proc.name).toBe(200);
       expect((await fetch(`${base}/readyz`)).status, proc.name).toBe(200);
