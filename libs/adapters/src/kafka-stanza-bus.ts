@@ -557,7 +557,11 @@ export class KafkaStanzaBus implements StanzaBus {
           level,
           log: { message, timestamp: _timestamp, logger: _logger, ...fields },
         }: LogEntry) => {
-          log(LEVELS.get(level) ?? 'debug', `${namespace}: ${message}`, fields);
+          // kafkajs logs each error response of a broker at error level, including the retriable ones a
+          // starting or rebalancing group answers with; those that matter surface as rejected calls, which
+          // the bus reports itself, so they stay at debug here.
+          const routine = namespace === 'Connection' && message.startsWith('Response ');
+          log(routine ? 'debug' : (LEVELS.get(level) ?? 'debug'), `${namespace}: ${message}`, fields);
         },
     });
   }
