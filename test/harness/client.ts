@@ -15,6 +15,7 @@ export type Transport = 'starttls' | 'direct-tls' | 'websocket';
 export type Match = (el: Element) => boolean;
 
 const DEFAULT_TIMEOUT = 5000;
+const CONNECT_TIMEOUT = 15_000;
 
 export class TestClient {
   readonly jid: string;
@@ -139,6 +140,9 @@ export async function connect(server: ClientEndpoint, options: ConnectOptions): 
   const xmpp = xmppClient({
     service: serviceUrl(server, options.transport ?? 'starttls'),
     domain: server.domain,
+    // The library waits 2 s for each stream open; a loaded 2-core CI machine running TLS handshakes for
+    // several test files at once can take longer than that without anything being wrong.
+    timeout: CONNECT_TIMEOUT,
     username: options.username,
     password: options.password,
     ...(options.resource === undefined ? {} : { resource: options.resource }),

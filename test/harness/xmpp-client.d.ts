@@ -22,6 +22,8 @@ declare module '@xmpp/client' {
   export function client(options: {
     service: string;
     domain: string;
+    /** Milliseconds to wait for each stream open, close or request (the library's default is 2000). */
+    timeout?: number;
     username?: string;
     password?: string;
     resource?: string;
