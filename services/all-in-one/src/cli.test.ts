@@ -146,6 +146,7 @@ describe('starling serve', () => {
     const xmpp = xmppClient({
       service: `xmpps://127.0.0.1:${port}`,
       domain: 'localhost',
+      timeout: 15_000, // the library's 2 s default is too short on a busy CI machine
       username: 'alice',
       password: 'alice-secret',
     });
