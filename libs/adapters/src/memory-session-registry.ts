@@ -1,10 +1,43 @@
 // SessionRegistry in memory (embedded shape): bound resources of this one process, indexed by bare JID.
-import type { EdgeLease, SessionPatch, SessionRecord, SessionRegistry } from '@starling/ports';
+import type {
+  ClosedStream,
+  EdgeLease,
+  ResumedStream,
+  SessionPatch,
+  SessionRecord,
+  SessionRegistry,
+  StreamState,
+} from '@starling/ports';
+
+interface MutableStream {
+  id: string;
+  jid: string;
+  sessionId: string;
+  edgeId: string;
+  timeoutMs: number;
+  handled: number;
+  acked: number;
+  unacked: string[];
+  detachedUntil: number | undefined;
+}
+
+function snapshot(state: MutableStream): StreamState {
+  const { detachedUntil, unacked, ...rest } = state;
+  return Object.freeze({
+    ...rest,
+    unacked: Object.freeze([...unacked]),
+    ...(detachedUntil === undefined ? {} : { detachedUntil }),
+  });
+}
 
 /** RFC 7622 §3.1: the resourcepart starts at the first slash, so the bare JID is what precedes it. */
 function bareOf(jid: string): string {
   const slash = jid.indexOf('/');
   return slash === -1 ? jid : jid.slice(0, slash);
+}
+
+function streamKey(bare: string, id: string): string {
+  return `${bare} ${id}`;
 }
 
 /**
@@ -24,6 +57,8 @@ export class MemorySessionRegistry implements SessionRegistry {
   readonly #byBare = new Map<string, Map<string, SessionRecord>>();
   readonly #byEdge = new Map<string, Set<string>>();
   readonly #leases = new Map<string, EdgeLease>();
+  /** Stream states by "<bare JID> <id>". */
+  readonly #streams = new Map<string, MutableStream>();
   readonly #now: () => number;
 
   /** `now` is the clock leases are measured against. */
@@ -99,12 +134,113 @@ export class MemorySessionRegistry implements SessionRegistry {
     return Promise.resolve();
   }
 
+  openStream(jid: string, sessionId: string, id: string, timeoutMs: number): Promise<boolean> {
+    const record = this.#byJid.get(jid);
+    if (record?.sessionId !== sessionId) return Promise.resolve(false);
+    this.#streams.set(streamKey(bareOf(jid), id), {
+      id,
+      jid,
+      sessionId,
+      edgeId: record.edgeId,
+      timeoutMs,
+      handled: 0,
+      acked: 0,
+      unacked: [],
+      detachedUntil: undefined,
+    });
+    this.#put(freeze({ ...record, stream: id }));
+    return Promise.resolve(true);
+  }
+
+  streamHandled(jid: string, id: string, sessionId: string, handled: number): Promise<boolean> {
+    const state = this.#held(jid, id, sessionId);
+    if (state) state.handled = Math.max(state.handled, handled);
+    return Promise.resolve(state !== undefined);
+  }
+
+  streamPush(jid: string, id: string, sessionId: string, xml: string): Promise<number | undefined> {
+    const state = this.#held(jid, id, sessionId);
+    if (!state) return Promise.resolve(undefined);
+    state.unacked.push(xml);
+    return Promise.resolve(state.acked + state.unacked.length);
+  }
+
+  streamAck(
+    jid: string,
+    id: string,
+    sessionId: string,
+    h: number,
+  ): Promise<{ readonly ok: boolean; readonly sent: number } | undefined> {
+    const state = this.#held(jid, id, sessionId);
+    if (!state) return Promise.resolve(undefined);
+    const sent = state.acked + state.unacked.length;
+    if (h > sent) return Promise.resolve({ ok: false, sent });
+    if (h > state.acked) {
+      state.unacked.splice(0, h - state.acked);
+      state.acked = h;
+    }
+    return Promise.resolve({ ok: true, sent });
+  }
+
+  detachStream(jid: string, id: string, sessionId: string): Promise<boolean> {
+    const state = this.#held(jid, id, sessionId);
+    if (state) state.detachedUntil = this.#now() + state.timeoutMs;
+    return Promise.resolve(state !== undefined);
+  }
+
+  resumeStream(
+    bareJid: string,
+    id: string,
+    sessionId: string,
+    edgeId: string,
+  ): Promise<ResumedStream | undefined> {
+    const state = this.#streams.get(streamKey(bareJid, id));
+    const record = state && this.#byJid.get(state.jid);
+    if (!state || record?.sessionId !== state.sessionId) return Promise.resolve(undefined);
+    const previous = { sessionId: state.sessionId, edgeId: state.edgeId };
+    state.sessionId = sessionId;
+    state.edgeId = edgeId;
+    state.detachedUntil = undefined;
+    this.#byEdge.get(record.edgeId)?.delete(record.jid);
+    this.#put(freeze({ ...record, sessionId, edgeId }));
+    return Promise.resolve({ state: snapshot(state), previous });
+  }
+
+  expiredStreams(): Promise<{ readonly jid: string; readonly id: string }[]> {
+    const now = this.#now();
+    return Promise.resolve(
+      [...this.#streams.values()]
+        .filter((s) => s.detachedUntil !== undefined && s.detachedUntil <= now)
+        .map((s) => ({ jid: s.jid, id: s.id })),
+    );
+  }
+
+  async closeStream(jid: string, id: string, sessionId?: string): Promise<ClosedStream | undefined> {
+    const key = streamKey(bareOf(jid), id);
+    const state = this.#streams.get(key);
+    if (!state || state.jid !== jid) return undefined;
+    if (sessionId === undefined) {
+      if (state.detachedUntil === undefined || state.detachedUntil > this.#now()) return undefined;
+    } else if (state.sessionId !== sessionId) {
+      return undefined;
+    }
+    this.#streams.delete(key);
+    const record = await this.unbind(jid, state.sessionId);
+    return record ? { record, unacked: state.unacked } : { unacked: state.unacked };
+  }
+
   close(): Promise<void> {
+    this.#streams.clear();
     this.#byJid.clear();
     this.#byBare.clear();
     this.#byEdge.clear();
     this.#leases.clear();
     return Promise.resolve();
+  }
+
+  #held(jid: string, id: string, sessionId: string): MutableStream | undefined {
+    const state = this.#streams.get(streamKey(bareOf(jid), id));
+    return state?.jid === jid && state.sessionId === sessionId ? state : undefined;
   }
 
   #put(record: SessionRecord): void {

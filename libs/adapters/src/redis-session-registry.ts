@@ -6,11 +6,21 @@
 //   <prefix>edge:{<edge>}       set, the sessions bound on one edge: members "<bind token> <full JID>"
 //   <prefix>{leases}:expiry     sorted set, edge id scored by lease expiry (ms since the epoch, Redis clock)
 //   <prefix>{leases}:address    hash, edge id to its Delivery address
+//   <prefix>stream:{<bare>}:<id>   hash, XEP-0198 state of one stream: jid, sid, edge, tmo, h, ack, until
+//   <prefix>streamq:{<bare>}:<id>  list, that stream's unacknowledged stanzas to the client, oldest first
+//   <prefix>{streams}:expiry    sorted set, "<id> <full JID>" of detached streams scored by expiry
 // Text inside {…} is escaped so that it never holds a brace: the hash tag is then exactly that text,
 // whatever characters a JID (RFC 7622 allows { and } in localparts) or an edge id contains.
 import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { EdgeLease, SessionPatch, SessionRecord, SessionRegistry } from '@starling/ports';
+import type {
+  ClosedStream,
+  EdgeLease,
+  ResumedStream,
+  SessionPatch,
+  SessionRecord,
+  SessionRegistry,
+} from '@starling/ports';
 
 /** RFC 7622 §3.1: the resourcepart starts at the first slash, so the bare JID is what precedes it. */
 function bareOf(jid: string): string {
@@ -40,6 +50,7 @@ const FIELDS = [
   { code: 'blk', name: 'blocklistRequested', kind: 'boolean' },
   { code: 'pres', name: 'presence', kind: 'string' },
   { code: 'dir', name: 'directed', kind: 'list' },
+  { code: 'sm', name: 'stream', kind: 'string' },
 ] as const satisfies readonly { code: string; name: keyof SessionRecord; kind: Kind }[];
 
 /** Names the edge-index member of the bind that wrote the record; not part of SessionRecord. */
@@ -171,6 +182,97 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1`;
 
+// XEP-0198 stream state. A state and its queue share the bare JID's hash tag with the sessions hash, so
+// one script can check the session that holds a state, and resumption can move both in one step.
+
+/** KEYS[1] sessions hash, KEYS[2] state, KEYS[3] queue; ARGV[1] suffix, [2] sid, [3] id, [4] jid, [5] tmo. */
+const STREAM_OPEN = `
+local suffix = ARGV[1]
+if redis.call('HGET', KEYS[1], 'sid' .. suffix) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+local edge = redis.call('HGET', KEYS[1], 'edge' .. suffix)
+redis.call('HSET', KEYS[2], 'jid', ARGV[4], 'sid', ARGV[2], 'edge', edge, 'tmo', ARGV[5], 'h', 0, 'ack', 0)
+redis.call('HSET', KEYS[1], 'sm' .. suffix, ARGV[3])
+return 1`;
+
+/** KEYS[1] state; ARGV[1] sid, ARGV[2] handled count. */
+const STREAM_HANDLED = `
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'h')) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'h', ARGV[2])
+end
+return 1`;
+
+/** KEYS[1] state, KEYS[2] queue; ARGV[1] sid, ARGV[2] stanza. Returns the stanza's number, or nil. */
+const STREAM_PUSH = `
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return nil end
+local n = redis.call('RPUSH', KEYS[2], ARGV[2])
+return tonumber(redis.call('HGET', KEYS[1], 'ack')) + n`;
+
+/** KEYS[1] state, KEYS[2] queue; ARGV[1] sid, ARGV[2] h. Returns {ok, sent}, or nil. */
+const STREAM_ACK = `
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return nil end
+local acked = tonumber(redis.call('HGET', KEYS[1], 'ack'))
+local sent = acked + redis.call('LLEN', KEYS[2])
+local h = tonumber(ARGV[2])
+if h > sent then return {0, sent} end
+if h > acked then
+  redis.call('LTRIM', KEYS[2], h - acked, -1)
+  redis.call('HSET', KEYS[1], 'ack', h)
+end
+return {1, sent}`;
+
+/** KEYS[1] state; ARGV[1] sid. Returns the expiry (Redis clock), or nil. */
+const STREAM_DETACH = `${LUA_NOW}
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return nil end
+local expiry = now + tonumber(redis.call('HGET', KEYS[1], 'tmo'))
+redis.call('HSET', KEYS[1], 'until', expiry)
+return tostring(expiry)`;
+
+/**
+ * KEYS[1] sessions hash, KEYS[2] state, KEYS[3] queue; ARGV[1] expected jid, [2] suffix, [3] new sid,
+ * [4] new edge, [5] new bind token. Returns {old sid, old edge, old token, tmo, h, ack, {queue}}, or nil.
+ */
+const STREAM_RESUME = `
+local sid = redis.call('HGET', KEYS[2], 'sid')
+if not sid or redis.call('HGET', KEYS[2], 'jid') ~= ARGV[1] then return nil end
+local suffix = ARGV[2]
+if redis.call('HGET', KEYS[1], 'sid' .. suffix) ~= sid then return nil end
+local edge = redis.call('HGET', KEYS[2], 'edge')
+local token = redis.call('HGET', KEYS[1], 'tok' .. suffix)
+redis.call('HSET', KEYS[1], 'sid' .. suffix, ARGV[3], 'edge' .. suffix, ARGV[4], 'tok' .. suffix, ARGV[5])
+redis.call('HSET', KEYS[2], 'sid', ARGV[3], 'edge', ARGV[4])
+redis.call('HDEL', KEYS[2], 'until')
+local s = redis.call('HMGET', KEYS[2], 'tmo', 'h', 'ack')
+return {sid, edge, token or '', s[1], s[2], s[3], redis.call('LRANGE', KEYS[3], 0, -1)}`;
+
+/** KEYS[1] expiry zset. Members whose expiry is now or earlier. */
+const STREAM_EXPIRED = `${LUA_NOW}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)`;
+
+/**
+ * KEYS[1] sessions hash, KEYS[2] state, KEYS[3] queue; ARGV[1] jid, [2] suffix, [3] sid ('' to close only
+ * an expired detached state). Returns {status, {queue}, {removed record values}}: status 'closed', or
+ * 'gone' (no such state, or another session holds it), 'attached' or 'later' (not expired yet).
+ */
+const STREAM_CLOSE = `${LUA_FIELDS}${LUA_NOW}
+local sid = redis.call('HGET', KEYS[2], 'sid')
+if not sid or redis.call('HGET', KEYS[2], 'jid') ~= ARGV[1] then return {'gone'} end
+if ARGV[3] ~= '' then
+  if sid ~= ARGV[3] then return {'gone'} end
+else
+  local expiry = redis.call('HGET', KEYS[2], 'until')
+  if not expiry then return {'attached'} end
+  if tonumber(expiry) > now then return {'later'} end
+end
+local queue = redis.call('LRANGE', KEYS[3], 0, -1)
+redis.call('DEL', KEYS[2], KEYS[3])
+local f = fields(ARGV[2])
+if redis.call('HGET', KEYS[1], f[1]) ~= sid then return {'closed', queue} end
+local old = redis.call('HMGET', KEYS[1], unpack(f))
+redis.call('HDEL', KEYS[1], unpack(f))
+return {'closed', queue, old}`;
+
 interface Script {
   readonly lua: string;
   readonly sha: string;
@@ -188,6 +290,14 @@ const SCRIPTS = {
   expired: script(EXPIRED),
   lease: script(LEASE),
   drop: script(DROP),
+  streamOpen: script(STREAM_OPEN),
+  streamHandled: script(STREAM_HANDLED),
+  streamPush: script(STREAM_PUSH),
+  streamAck: script(STREAM_ACK),
+  streamDetach: script(STREAM_DETACH),
+  streamResume: script(STREAM_RESUME),
+  streamExpired: script(STREAM_EXPIRED),
+  streamClose: script(STREAM_CLOSE),
 };
 
 /** Edge-index members read per batch; also bounds the concurrent record reads of `sessionsOfEdge`. */
@@ -221,6 +331,7 @@ export class RedisSessionRegistry implements SessionRegistry {
   readonly #prefix: string;
   readonly #expiryKey: string;
   readonly #addressKey: string;
+  readonly #streamExpiryKey: string;
   #owned = false;
 
   /** Uses `client` without owning it: `close()` leaves it open for its owner to quit. */
@@ -231,6 +342,7 @@ export class RedisSessionRegistry implements SessionRegistry {
     this.#prefix = prefix;
     this.#expiryKey = `${prefix}{leases}:expiry`;
     this.#addressKey = `${prefix}{leases}:address`;
+    this.#streamExpiryKey = `${prefix}{streams}:expiry`;
   }
 
   /** Opens a client of its own (closed by `close()`), resolving once Redis answered. */
@@ -394,6 +506,137 @@ export class RedisSessionRegistry implements SessionRegistry {
     await this.#run(SCRIPTS.drop, [this.#expiryKey, this.#addressKey], [edgeId]);
   }
 
+  /** The hash and the list of XEP-0198 stream `id` of `bareJid`. */
+  streamKeys(bareJid: string, id: string): [state: string, queue: string] {
+    return [`${this.#prefix}stream:${tag(bareJid)}:${id}`, `${this.#prefix}streamq:${tag(bareJid)}:${id}`];
+  }
+
+  async openStream(jid: string, sessionId: string, id: string, timeoutMs: number): Promise<boolean> {
+    const bare = bareOf(jid);
+    const reply = await this.#eval(
+      SCRIPTS.streamOpen,
+      [this.sessionsKey(bare), ...this.streamKeys(bare, id)],
+      [jid.slice(bare.length), sessionId, id, jid, String(Math.round(timeoutMs))],
+    );
+    return reply === 1;
+  }
+
+  async streamHandled(jid: string, id: string, sessionId: string, handled: number): Promise<boolean> {
+    const [state] = this.streamKeys(bareOf(jid), id);
+    return (await this.#eval(SCRIPTS.streamHandled, [state], [sessionId, String(handled)])) === 1;
+  }
+
+  async streamPush(jid: string, id: string, sessionId: string, xml: string): Promise<number | undefined> {
+    const reply = await this.#eval(SCRIPTS.streamPush, this.streamKeys(bareOf(jid), id), [sessionId, xml]);
+    return typeof reply === 'number' ? reply : undefined;
+  }
+
+  async streamAck(
+    jid: string,
+    id: string,
+    sessionId: string,
+    h: number,
+  ): Promise<{ readonly ok: boolean; readonly sent: number } | undefined> {
+    const reply = await this.#eval(SCRIPTS.streamAck, this.streamKeys(bareOf(jid), id), [
+      sessionId,
+      String(h),
+    ]);
+    if (!Array.isArray(reply)) return undefined;
+    return { ok: reply[0] === 1, sent: Number(reply[1]) };
+  }
+
+  /**
+   * The expiry index is on another slot than the state, so it is written after the script. An edge that
+   * dies in between leaves a detached state out of the index; its lease then runs out and the sweep of its
+   * sessions detaches (and indexes) the state again.
+   */
+  async detachStream(jid: string, id: string, sessionId: string): Promise<boolean> {
+    const [state] = this.streamKeys(bareOf(jid), id);
+    const expiry = await this.#eval(SCRIPTS.streamDetach, [state], [sessionId]);
+    if (typeof expiry !== 'string') return false;
+    await this.#client.zadd(this.#streamExpiryKey, expiry, `${id} ${jid}`);
+    return true;
+  }
+
+  async resumeStream(
+    bareJid: string,
+    id: string,
+    sessionId: string,
+    edgeId: string,
+  ): Promise<ResumedStream | undefined> {
+    const [stateKey, queueKey] = this.streamKeys(bareJid, id);
+    const jid = await this.#client.hget(stateKey, 'jid');
+    if (jid === null || bareOf(jid) !== bareJid) return undefined;
+    // As in bind: the new edge's index member exists before the record names that edge.
+    const token = randomBytes(8).toString('hex');
+    await this.#client.sadd(this.edgeKey(edgeId), member(token, jid));
+    const reply = await this.#eval(
+      SCRIPTS.streamResume,
+      [this.sessionsKey(bareJid), stateKey, queueKey],
+      [jid, jid.slice(bareJid.length), sessionId, edgeId, token],
+    );
+    if (!Array.isArray(reply)) {
+      await this.#client.srem(this.edgeKey(edgeId), member(token, jid));
+      return undefined;
+    }
+    const [oldSession, oldEdge, oldToken, timeout, handled, acked, queue] = reply as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string[],
+    ];
+    await Promise.all([
+      this.#client.srem(this.edgeKey(oldEdge), member(oldToken, jid)),
+      this.#client.zrem(this.#streamExpiryKey, `${id} ${jid}`),
+    ]);
+    return {
+      state: {
+        id,
+        jid,
+        sessionId,
+        edgeId,
+        timeoutMs: Number(timeout),
+        handled: Number(handled),
+        acked: Number(acked),
+        unacked: queue,
+      },
+      previous: { sessionId: oldSession, edgeId: oldEdge },
+    };
+  }
+
+  async expiredStreams(): Promise<{ readonly jid: string; readonly id: string }[]> {
+    const reply = await this.#run(SCRIPTS.streamExpired, [this.#streamExpiryKey], []);
+    return reply.flatMap((entry) => {
+      if (typeof entry !== 'string') return [];
+      const space = entry.indexOf(' ');
+      return [{ id: entry.slice(0, space), jid: entry.slice(space + 1) }];
+    });
+  }
+
+  async closeStream(jid: string, id: string, sessionId?: string): Promise<ClosedStream | undefined> {
+    const bare = bareOf(jid);
+    const reply = await this.#eval(
+      SCRIPTS.streamClose,
+      [this.sessionsKey(bare), ...this.streamKeys(bare, id)],
+      [jid, jid.slice(bare.length), sessionId ?? ''],
+    );
+    const [status, queue, old] = Array.isArray(reply)
+      ? (reply as [string, string[]?, (string | null)[]?])
+      : [];
+    // The expiry index forgets a state that is gone or attached again (resumed); 'later' stays indexed.
+    if (status !== 'later' && sessionId === undefined) {
+      await this.#client.zrem(this.#streamExpiryKey, `${id} ${jid}`);
+    }
+    if (status !== 'closed') return undefined;
+    if (sessionId !== undefined) await this.#client.zrem(this.#streamExpiryKey, `${id} ${jid}`);
+    const removed = old === undefined ? undefined : fromValues(jid, old);
+    if (removed) await this.#forget(removed);
+    return removed ? { record: removed.record, unacked: queue ?? [] } : { unacked: queue ?? [] };
+  }
+
   async close(): Promise<void> {
     if (this.#owned && this.#client.status !== 'end') await this.#client.quit();
   }
@@ -414,13 +657,16 @@ export class RedisSessionRegistry implements SessionRegistry {
    * failed-over server, a cluster node that never saw it): one round trip in the steady state.
    */
   async #run(script: Script, keys: readonly string[], args: readonly string[]): Promise<(string | null)[]> {
-    let reply: unknown;
+    const reply = await this.#eval(script, keys, args);
+    return Array.isArray(reply) ? (reply as (string | null)[]) : [];
+  }
+
+  async #eval(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     try {
-      reply = await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
+      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      reply = await this.#client.eval(script.lua, keys.length, ...keys, ...args);
+      return await this.#client.eval(script.lua, keys.length, ...keys, ...args);
     }
-    return Array.isArray(reply) ? (reply as (string | null)[]) : [];
   }
 }

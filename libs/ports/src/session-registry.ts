@@ -22,6 +22,8 @@ export interface SessionRecord {
   readonly presence?: string;
   /** Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6), to be told when it goes. */
   readonly directed?: readonly string[];
+  /** The XEP-0198 stream id when stream management is enabled: undelivered stanzas go to its queue. */
+  readonly stream?: string;
 }
 
 /** Fields that router and presence may change; each is written independently (no lost updates). */
@@ -31,6 +33,44 @@ export type SessionPatch = Partial<
   /** The new last available presence; `null` removes it (the session went unavailable). */
   readonly presence?: string | null;
 };
+
+/**
+ * XEP-0198 state of one stream-managed session, kept in the registry so that any edge can resume it,
+ * including after the edge that held it died (ARCHITECTURE guarantee 5).
+ */
+export interface StreamState {
+  /** The stream id (`previd` when resuming). */
+  readonly id: string;
+  /** Full JID of the session. */
+  readonly jid: string;
+  /** The session (client stream) that holds the state now. */
+  readonly sessionId: string;
+  readonly edgeId: string;
+  /** How long the state outlives a detached stream, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Stanzas from the client the server has handled: the server's `h`. */
+  readonly handled: number;
+  /** Stanzas to the client it acknowledged: the client's last `h`. */
+  readonly acked: number;
+  /** Stanzas to the client not yet acknowledged, oldest first; the first is number `acked + 1`. */
+  readonly unacked: readonly string[];
+  /** While no stream is attached: when the state expires (ms since the epoch, registry clock). */
+  readonly detachedUntil?: number;
+}
+
+/** What `resumeStream` hands the resuming edge. */
+export interface ResumedStream {
+  /** The state as it is now held by the resuming session. */
+  readonly state: StreamState;
+  /** The session that held it before, to be closed if its edge still has it. */
+  readonly previous: { readonly sessionId: string; readonly edgeId: string };
+}
+
+/** What `closeStream` removed: the stanzas to re-route, and the session binding if it was still there. */
+export interface ClosedStream {
+  readonly record?: SessionRecord;
+  readonly unacked: readonly string[];
+}
 
 /** An edge's claim to be alive (ARCHITECTURE guarantee 4), renewed by heartbeats. */
 export interface EdgeLease {
@@ -64,5 +104,44 @@ export interface SessionRegistry {
   sessionsOfEdge(edgeId: string): Promise<SessionRecord[]>;
   /** Forgets an edge's lease once its sessions were swept (or it shut down cleanly). */
   dropEdge(edgeId: string): Promise<void>;
+
+  // XEP-0198 stream management. Every call that names a `sessionId` acts only while that session holds
+  // the stream state, so a stream that was resumed elsewhere can no longer touch it.
+
+  /** Creates stream state `id` for the session bound to `jid` (and sets its record's `stream`). */
+  openStream(jid: string, sessionId: string, id: string, timeoutMs: number): Promise<boolean>;
+  /** Raises the handled count to `handled` (never lowers it). */
+  streamHandled(jid: string, id: string, sessionId: string, handled: number): Promise<boolean>;
+  /** Queues a stanza to the client; returns its number (acked + queue length), undefined if not holder. */
+  streamPush(jid: string, id: string, sessionId: string, xml: string): Promise<number | undefined>;
+  /**
+   * Drops the stanzas numbered up to `h` from the queue. `ok` is false (and nothing changes) when `h` is
+   * more than was sent (`sent`); undefined when `sessionId` does not hold the state.
+   */
+  streamAck(
+    jid: string,
+    id: string,
+    sessionId: string,
+    h: number,
+  ): Promise<{ readonly ok: boolean; readonly sent: number } | undefined>;
+  /** Marks the state detached: it expires `timeoutMs` from now unless a stream resumes it. */
+  detachStream(jid: string, id: string, sessionId: string): Promise<boolean>;
+  /**
+   * Hands stream `id` of `bareJid`, attached or not, to the new stream `sessionId` on `edgeId`, and
+   * rebinds its full JID to that stream in the same step. Undefined if there is no such state.
+   */
+  resumeStream(
+    bareJid: string,
+    id: string,
+    sessionId: string,
+    edgeId: string,
+  ): Promise<ResumedStream | undefined>;
+  /** Detached states past their expiry. */
+  expiredStreams(): Promise<{ readonly jid: string; readonly id: string }[]>;
+  /**
+   * Ends stream `id`: deletes its state and unbinds its session if that session still holds it. With a
+   * `sessionId`, only while that session holds it; without, only once it is detached and expired.
+   */
+  closeStream(jid: string, id: string, sessionId?: string): Promise<ClosedStream | undefined>;
   close(): Promise<void>;
 }

@@ -3,6 +3,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SessionRecord, SessionRegistry } from '../session-registry.ts';
 import { unique, waitFor } from './support.ts';
 
+function bareOf(jid: string): string {
+  const slash = jid.indexOf('/');
+  return slash === -1 ? jid : jid.slice(0, slash);
+}
+
 function session(jid: string, sessionId: string, edgeId = 'edge-1'): SessionRecord {
   return {
     jid,
@@ -219,6 +224,148 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
       await registry.unbind(one.jid, one.sessionId);
       expect(await ids(edgeA)).toEqual([]);
       expect(await registry.sessionsOfEdge(unique('edge-none'))).toEqual([]);
+    });
+
+    describe('XEP-0198 stream state', () => {
+      async function managed(
+        registry: SessionRegistry,
+        timeoutMs = 60_000,
+      ): Promise<{ record: SessionRecord; id: string; bare: string }> {
+        const bare = `${unique('mercutio')}@example.com`;
+        const record = session(`${bare}/phone`, unique('s'), unique('edge'));
+        await registry.bind(record);
+        const id = unique('sm');
+        expect(await registry.openStream(record.jid, record.sessionId, id, timeoutMs)).toBe(true);
+        return { record, id, bare };
+      }
+
+      it('opens only for the session bound to the JID, and marks its record', async () => {
+        const registry = await newRegistry();
+        const { record, id } = await managed(registry);
+        expect((await registry.get(record.jid))?.stream).toBe(id);
+        expect(await registry.openStream(record.jid, unique('stale'), unique('sm'), 1000)).toBe(false);
+        expect(await registry.openStream(`${unique('nobody')}@example.com/x`, 's', unique('sm'), 1000)).toBe(
+          false,
+        );
+      });
+
+      it('numbers queued stanzas, drops acknowledged ones, and refuses an h beyond what was sent', async () => {
+        const registry = await newRegistry();
+        const { record, id } = await managed(registry);
+        const { jid, sessionId } = record;
+        expect(await registry.streamPush(jid, id, sessionId, '<message id="1"/>')).toBe(1);
+        expect(await registry.streamPush(jid, id, sessionId, '<message id="2"/>')).toBe(2);
+        expect(await registry.streamPush(jid, id, sessionId, '<message id="3"/>')).toBe(3);
+        expect(await registry.streamAck(jid, id, sessionId, 1)).toEqual({ ok: true, sent: 3 });
+        expect(await registry.streamAck(jid, id, sessionId, 4)).toEqual({ ok: false, sent: 3 });
+        // An older h than the last one changes nothing.
+        expect(await registry.streamAck(jid, id, sessionId, 0)).toEqual({ ok: true, sent: 3 });
+        expect(await registry.streamPush(jid, id, sessionId, '<message id="4"/>')).toBe(4);
+        expect(await registry.streamHandled(jid, id, sessionId, 5)).toBe(true);
+        expect(await registry.streamHandled(jid, id, sessionId, 2)).toBe(true);
+
+        const resumed = await registry.resumeStream(bareOf(jid), id, unique('s2'), unique('edge'));
+        expect(resumed?.state).toMatchObject({ id, jid, handled: 5, acked: 1 });
+        expect(resumed?.state.unacked).toEqual([
+          '<message id="2"/>',
+          '<message id="3"/>',
+          '<message id="4"/>',
+        ]);
+      });
+
+      it('refuses every call from a session that does not hold the state', async () => {
+        const registry = await newRegistry();
+        const { record, id } = await managed(registry);
+        const other = unique('other');
+        expect(await registry.streamPush(record.jid, id, other, '<message/>')).toBeUndefined();
+        expect(await registry.streamAck(record.jid, id, other, 0)).toBeUndefined();
+        expect(await registry.streamHandled(record.jid, id, other, 1)).toBe(false);
+        expect(await registry.detachStream(record.jid, id, other)).toBe(false);
+        expect(await registry.closeStream(record.jid, id, other)).toBeUndefined();
+        expect(await registry.streamPush(record.jid, unique('sm'), record.sessionId, '<m/>')).toBeUndefined();
+      });
+
+      it('resumes on another edge: the binding moves in the same step and the old session loses it', async () => {
+        const registry = await newRegistry();
+        const { record, id, bare } = await managed(registry);
+        await registry.update(record.jid, record.sessionId, { available: true, priority: 5 });
+        await registry.streamPush(record.jid, id, record.sessionId, '<message id="a"/>');
+        const edge = unique('edge-new');
+        const sessionId = unique('s-new');
+        expect(
+          await registry.resumeStream(`${unique('iago')}@example.com`, id, sessionId, edge),
+        ).toBeUndefined();
+        expect(await registry.resumeStream(bare, unique('sm'), sessionId, edge)).toBeUndefined();
+
+        const resumed = await registry.resumeStream(bare, id, sessionId, edge);
+        expect(resumed?.previous).toEqual({ sessionId: record.sessionId, edgeId: record.edgeId });
+        expect(resumed?.state).toMatchObject({ sessionId, edgeId: edge, handled: 0, acked: 0 });
+        expect(resumed?.state.unacked).toEqual(['<message id="a"/>']);
+        const now = await registry.get(record.jid);
+        expect(now).toMatchObject({ sessionId, edgeId: edge, available: true, priority: 5, stream: id });
+        expect((await registry.sessionsOfEdge(edge)).map((r) => r.sessionId)).toEqual([sessionId]);
+        expect(await registry.sessionsOfEdge(record.edgeId)).toEqual([]);
+
+        expect(await registry.streamPush(record.jid, id, record.sessionId, '<m/>')).toBeUndefined();
+        expect(await registry.closeStream(record.jid, id, record.sessionId)).toBeUndefined();
+        expect(await registry.unbind(record.jid, record.sessionId)).toBeUndefined();
+        expect(await registry.streamPush(record.jid, id, sessionId, '<message id="b"/>')).toBe(2);
+      });
+
+      it('cannot resume a stream whose session was replaced by a new bind', async () => {
+        const registry = await newRegistry();
+        const { record, id, bare } = await managed(registry);
+        await registry.bind(session(record.jid, unique('s'), record.edgeId));
+        expect(await registry.resumeStream(bare, id, unique('s'), unique('edge'))).toBeUndefined();
+      });
+
+      it('closes for its holder: the state is gone, the session unbound, the queue handed back', async () => {
+        const registry = await newRegistry();
+        const { record, id, bare } = await managed(registry);
+        await registry.streamPush(record.jid, id, record.sessionId, '<message id="x"/>');
+        const closed = await registry.closeStream(record.jid, id, record.sessionId);
+        expect(closed?.unacked).toEqual(['<message id="x"/>']);
+        expect(closed?.record).toMatchObject({ jid: record.jid, sessionId: record.sessionId, stream: id });
+        expect(await registry.get(record.jid)).toBeUndefined();
+        expect(await registry.resumeStream(bare, id, unique('s'), unique('edge'))).toBeUndefined();
+        expect(await registry.closeStream(record.jid, id, record.sessionId)).toBeUndefined();
+      });
+
+      it('expires a detached state after its timeout, unless it was resumed', async () => {
+        const registry = await newRegistry();
+        const kept = await managed(registry, 60_000);
+        const short = await managed(registry, 100);
+        const resumed = await managed(registry, 100);
+        for (const m of [kept, short, resumed]) {
+          await registry.streamPush(m.record.jid, m.id, m.record.sessionId, `<message id="${m.id}"/>`);
+          expect(await registry.detachStream(m.record.jid, m.id, m.record.sessionId)).toBe(true);
+        }
+        // Not yet expired: the sweeper's close does nothing.
+        expect(await registry.closeStream(kept.record.jid, kept.id)).toBeUndefined();
+        const newSession = unique('s');
+        expect(
+          await registry.resumeStream(resumed.bare, resumed.id, newSession, unique('edge')),
+        ).toBeDefined();
+        await waitFor(
+          async () => (await registry.expiredStreams()).some((s) => s.id === short.id),
+          5000,
+          'the short state to expire',
+        );
+        const expired = await registry.expiredStreams();
+        expect(expired).toContainEqual({ jid: short.record.jid, id: short.id });
+        expect(expired.map((s) => s.id)).not.toContain(kept.id);
+        expect(expired.map((s) => s.id)).not.toContain(resumed.id);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        // Resumed, so attached again: never closed as expired.
+        expect(await registry.closeStream(resumed.record.jid, resumed.id)).toBeUndefined();
+        expect((await registry.get(resumed.record.jid))?.sessionId).toBe(newSession);
+
+        const closed = await registry.closeStream(short.record.jid, short.id);
+        expect(closed?.unacked).toEqual([`<message id="${short.id}"/>`]);
+        expect(closed?.record?.sessionId).toBe(short.record.sessionId);
+        expect(await registry.get(short.record.jid)).toBeUndefined();
+        expect((await registry.expiredStreams()).map((s) => s.id)).not.toContain(short.id);
+      });
     });
   });
 }
