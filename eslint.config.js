@@ -13,6 +13,17 @@ const adapterModules = [
   '@starling/store',
 ];
 
+// The OpenTelemetry SDK is started by the composition roots (startTelemetry in services/all-in-one);
+// roles and features trace through @opentelemetry/api and @starling/telemetry's helpers only.
+const telemetrySdk = [
+  '@opentelemetry/sdk-node',
+  '@opentelemetry/sdk-trace',
+  '@opentelemetry/sdk-trace-base',
+  '@opentelemetry/sdk-trace-node',
+  '@starling/telemetry/testing',
+];
+const telemetryMessage = 'Only the composition roots start the OpenTelemetry SDK.';
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'data/', 'dist/', 'coverage/', '**/*.js', '!eslint.config.js'] },
   js.configs.recommended,
@@ -47,10 +58,14 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: adapterModules.map((name) => ({
-            name,
-            message: 'Features reach backends only through the ports.',
-          })),
+          paths: [
+            ...adapterModules.map((name) => ({
+              name,
+              message: 'Features reach backends only through the ports.',
+            })),
+            ...telemetrySdk.map((name) => ({ name, message: telemetryMessage })),
+            { name: '@starling/telemetry', importNames: ['startTelemetry'], message: telemetryMessage },
+          ],
           patterns: [
             {
               group: ['**/adapters/**', '**/store/src/**'],

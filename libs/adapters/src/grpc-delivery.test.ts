@@ -1,8 +1,11 @@
 // Delivery over gRPC: the port contract over real loopback streams, plus streams, deadlines and reconnects.
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { SpanKind, trace } from '@opentelemetry/api';
 import type { DeliveryPayload, DeliveryTarget } from '@starling/ports';
 import { deferred, describeDeliveryContract, unique, waitFor } from '@starling/ports/contracts';
-import { afterEach, describe, expect, it } from 'vitest';
+import { inSpan } from '@starling/telemetry';
+import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcDelivery, type GrpcDeliveryOptions } from './grpc-delivery.ts';
 
 /** The instance's own address once it listens: edge and caller in one, as the contract suite wants. */
@@ -297,5 +300,95 @@ describe('GrpcDelivery', () => {
     await caller.close();
     expect(await caller.deliver(target(edgeId), stanza(1))).toBe(false);
     await expect(caller.listen(unique('edge'), () => Promise.resolve(true))).rejects.toThrow(/close/);
+  });
+});
+
+describe('GrpcDelivery traces', () => {
+  let recorder: SpanRecorder;
+
+  beforeAll(async () => {
+    recorder = await recordSpans();
+  });
+
+  afterAll(async () => {
+    await recorder.stop();
+  });
+
+  it("runs the edge's receiver in a span of the caller's trace, per delivery on one stream", async () => {
+    const edgeId = unique('edge');
+    const edge = new GrpcDelivery({ resolve: () => Promise.resolve(undefined) });
+    const caller = new GrpcDelivery({ resolve: () => Promise.resolve(edge.address()) });
+    try {
+      const active: (string | undefined)[] = [];
+      await edge.listen(edgeId, () => {
+        active.push(trace.getActiveSpan()?.spanContext().spanId);
+        return Promise.resolve(true);
+      });
+      const to: DeliveryTarget = { edgeId, sessionId: unique('s'), jid: 'romeo@example.net/orchard' };
+      const close: DeliveryPayload = { kind: 'close', condition: 'conflict' };
+      // Two traces at once over the one stream to the edge.
+      const answers = await Promise.all([
+        inSpan('first', {}, () => caller.deliver(to, { kind: 'stanza', xml: '<message/>' })),
+        inSpan('second', {}, () => caller.deliver(to, close)),
+      ]);
+      expect(answers).toEqual([true, true]);
+      await waitFor(async () => (await recorder.spans()).length === 6, 5_000, 'six spans');
+
+      const spans = await recorder.spans();
+      const clients = spans.filter((s) => s.kind === SpanKind.CLIENT);
+      const servers = spans.filter((s) => s.kind === SpanKind.SERVER);
+      expect(clients).toHaveLength(2);
+      expect(servers).toHaveLength(2);
+      for (const name of ['first', 'second']) {
+        const outer = await recorder.one(name);
+        const traceId = outer.spanContext().traceId;
+        const client = clients.find((s) => s.spanContext().traceId === traceId);
+        const server = servers.find((s) => s.spanContext().traceId === traceId);
+        expect(client?.name).toBe('starling.delivery.v1.Delivery/Deliver');
+        expect(client?.parentSpanContext?.spanId).toBe(outer.spanContext().spanId);
+        expect(server?.name).toBe('starling.delivery.v1.Delivery/Deliver');
+        expect(server?.parentSpanContext?.spanId).toBe(client?.spanContext().spanId);
+        expect(active).toContain(server?.spanContext().spanId);
+        expect(server?.attributes).toEqual({
+          'rpc.system': 'grpc',
+          'rpc.service': 'starling.delivery.v1.Delivery',
+          'rpc.method': 'Deliver',
+          'starling.edge.id': edgeId,
+          'starling.delivery.payload': name === 'first' ? 'stanza' : 'close',
+          'starling.delivery.delivered': true,
+        });
+      }
+      // The session's JID is personal data: it stays out of spans.
+      expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain('romeo');
+    } finally {
+      await caller.close();
+      await edge.close();
+    }
+  });
+
+  it("starts a trace at a delivery outside any span, and records the edge's refusal", async () => {
+    recorder.reset();
+    const edgeId = unique('edge');
+    const edge = new GrpcDelivery({ resolve: () => Promise.resolve(undefined) });
+    const caller = new GrpcDelivery({ resolve: () => Promise.resolve(edge.address()) });
+    try {
+      let parent: string | undefined = 'unset';
+      await edge.listen(edgeId, () => {
+        parent = trace.getActiveSpan()?.spanContext().traceId;
+        return Promise.resolve(false);
+      });
+      const to: DeliveryTarget = { edgeId, sessionId: unique('s'), jid: 'romeo@example.net/orchard' };
+      expect(await caller.deliver(to, { kind: 'stanza', xml: '<message/>' })).toBe(false);
+      await waitFor(async () => (await recorder.spans()).length === 2, 5_000, 'two spans');
+      const [server, client] = await recorder.spans();
+      // The caller's own span still starts a trace that the edge continues.
+      expect(client?.parentSpanContext).toBeUndefined();
+      expect(server?.parentSpanContext?.spanId).toBe(client?.spanContext().spanId);
+      expect(parent).toBe(client?.spanContext().traceId);
+      expect(server?.attributes['starling.delivery.delivered']).toBe(false);
+    } finally {
+      await caller.close();
+      await edge.close();
+    }
   });
 });

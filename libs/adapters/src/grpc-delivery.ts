@@ -11,6 +11,7 @@ import {
   type ServerDuplexStream,
   type StatusObject,
 } from '@grpc/grpc-js';
+import { SpanKind, type Attributes } from '@opentelemetry/api';
 import type { Logger } from '@starling/core';
 import type {
   Delivery,
@@ -19,6 +20,17 @@ import type {
   DeliveryReceiver,
   DeliveryTarget,
 } from '@starling/ports';
+import {
+  ATTR_DELIVERED,
+  ATTR_DELIVERY_PAYLOAD,
+  ATTR_EDGE_ID,
+  ATTR_RPC_METHOD,
+  ATTR_RPC_SERVICE,
+  ATTR_RPC_SYSTEM,
+  extractTraceContext,
+  inSpan,
+  injectTraceContext,
+} from '@starling/telemetry';
 import type { StreamErrorCondition } from '@starling/xmpp';
 import {
   EDGE_ID_METADATA,
@@ -123,6 +135,9 @@ const FALSE: Promise<boolean> = Promise.resolve(false);
 // A batch stays well under gRPC's default 4 MiB message limit even for stanzas of 3 bytes a character.
 const MAX_BATCH_REQUESTS = 512;
 const MAX_BATCH_CHARS = 512 * 1024;
+const SERVICE = 'starling.delivery.v1.Delivery';
+/** Both sides' span of one delivery, named as the OpenTelemetry RPC conventions name a call. */
+const SPAN_NAME = `${SERVICE}/Deliver`;
 
 const CHANNEL_OPTIONS: ChannelOptions = {
   // Pings notice an edge that vanished without closing its connection (power loss, partition).
@@ -146,7 +161,9 @@ const SERVER_OPTIONS: ChannelOptions = {
  * edge, opened on the first delivery and reopened on the next delivery after a failure (with backoff);
  * `deliver` resolves false on the deadline, a broken stream or an unknown or unreachable edge, and
  * never rejects. As an edge it serves the streams on `listenAddress` once `listen` was called, and
- * hands each delivery to the edge's receiver in the order of its stream.
+ * hands each delivery to the edge's receiver in the order of its stream. Each delivery is traced: a
+ * CLIENT span on the caller, whose W3C trace context travels in the request, and a SERVER span around
+ * the edge's receiver that continues it.
  */
 export class GrpcDelivery implements Delivery {
   readonly #resolve: (edgeId: string) => Promise<string | undefined>;
@@ -184,6 +201,25 @@ export class GrpcDelivery implements Delivery {
   }
 
   deliver(target: DeliveryTarget, payload: DeliveryPayload): Promise<boolean> {
+    return inSpan(
+      SPAN_NAME,
+      { kind: SpanKind.CLIENT, attributes: spanAttributes(target, payload) },
+      (span, active) => {
+        const trace: Record<string, string> = {};
+        injectTraceContext(trace, active);
+        return this.#deliver(target, payload, trace).then((delivered) => {
+          span.setAttribute(ATTR_DELIVERED, delivered);
+          return delivered;
+        });
+      },
+    );
+  }
+
+  #deliver(
+    target: DeliveryTarget,
+    payload: DeliveryPayload,
+    trace: Record<string, string>,
+  ): Promise<boolean> {
     if (this.#closed) return FALSE;
     let edge = this.#edges.get(target.edgeId);
     if (edge === undefined) {
@@ -204,7 +240,7 @@ export class GrpcDelivery implements Delivery {
     }
     if (link.pending.size >= this.#maxInFlight) return FALSE;
     const id = (link.nextId = (link.nextId + 1) >>> 0);
-    const request = toRequest(id, target, payload);
+    const request = toRequest(id, target, payload, trace);
     const chars = payload.kind === 'stanza' ? payload.xml.length : 0;
     const stream = link;
     return new Promise((resolve) => {
@@ -498,14 +534,19 @@ export class GrpcDelivery implements Delivery {
     }
     served.inFlight++;
     const target: DeliveryTarget = { edgeId: served.edgeId, sessionId: request.sessionId, jid: request.jid };
-    let answer: Promise<boolean>;
-    try {
-      // Called right away, not after the previous answer: receivers see the stream's order.
-      answer = receiver(target, payload);
-    } catch (err) {
-      this.#receiverFailed(served, request.id, err);
-      return;
-    }
+    const options = { kind: SpanKind.SERVER, attributes: spanAttributes(target, payload) };
+    const answer = inSpan(
+      SPAN_NAME,
+      options,
+      async (span) => {
+        // Called right away (inSpan runs this synchronously up to the await), not after the previous
+        // answer: receivers see the stream's order.
+        const delivered = await receiver(target, payload);
+        span.setAttribute(ATTR_DELIVERED, delivered);
+        return delivered;
+      },
+      extractTraceContext(request.trace),
+    );
     void answer.then(
       (delivered) => this.#answered(served, request.id, delivered),
       (err: unknown) => this.#receiverFailed(served, request.id, err),
@@ -573,11 +614,29 @@ export class GrpcDelivery implements Delivery {
   }
 }
 
-function toRequest(id: number, target: DeliveryTarget, payload: DeliveryPayload): DeliverRequest {
+/** What a delivery's spans say about it: the edge and the payload's kind, never the session's JID. */
+function spanAttributes(target: DeliveryTarget, payload: DeliveryPayload): Attributes {
+  return {
+    [ATTR_RPC_SYSTEM]: 'grpc',
+    [ATTR_RPC_SERVICE]: SERVICE,
+    [ATTR_RPC_METHOD]: 'Deliver',
+    [ATTR_EDGE_ID]: target.edgeId,
+    [ATTR_DELIVERY_PAYLOAD]: payload.kind,
+  };
+}
+
+function toRequest(
+  id: number,
+  target: DeliveryTarget,
+  payload: DeliveryPayload,
+  trace: Record<string, string>,
+): DeliverRequest {
   const { sessionId, jid } = target;
-  if (payload.kind === 'stanza') return { id, sessionId, jid, stanza: payload.xml };
+  // An empty map costs nothing on the wire.
+  const request: DeliverRequest = { id, sessionId, jid, trace };
+  if (payload.kind === 'stanza') return { ...request, stanza: payload.xml };
   const { condition, text } = payload;
-  return { id, sessionId, jid, close: text === undefined ? { condition } : { condition, text } };
+  return { ...request, close: text === undefined ? { condition } : { condition, text } };
 }
 
 function toPayload(request: DeliverRequest__Output): DeliveryPayload | undefined {

@@ -1,5 +1,6 @@
 // StanzaBus on Apache Kafka (cluster shape), with kafkajs: keyed topics, consumer groups, commit after handling.
 import type { BusHandler, BusRecord, BusSubscription, StanzaBus } from '@starling/ports';
+import { INGRESS_HEADER, traceConsume, tracePublish } from '@starling/telemetry';
 import {
   Kafka,
   Partitioners,
@@ -68,6 +69,8 @@ const MAX_WAIT_MS = 500;
 // kafkajs backs off up to 30 s by default; a bus must be back soon after its broker is.
 const RETRY = { retries: 10, initialRetryTime: 100, maxRetryTime: 3_000 } as const;
 const REVIVE_AFTER_MS = 1_000;
+/** `messaging.system` of this bus's spans. */
+const SYSTEM = 'kafka';
 
 const LEVELS = new Map<number, 'error' | 'warn' | 'info' | 'debug'>([
   [logLevel.ERROR, 'error'],
@@ -381,7 +384,15 @@ class KafkaSubscription implements BusSubscription {
       const record = toRecord(this.#s.topic, message);
       this.#inFlight++;
       try {
-        await this.#s.handler(record);
+        const { topic, group, handler } = this.#s;
+        const consumed = {
+          topic,
+          headers: record.headers,
+          group,
+          partition: state.partition,
+          offset: message.offset,
+        };
+        await traceConsume(SYSTEM, consumed, () => handler(record));
       } catch (err) {
         this.#report(err, record);
       }
@@ -499,7 +510,9 @@ class KafkaSubscription implements BusSubscription {
  * partitioning, so every client puts a bare JID on the same partition). Publishes that arrive while a
  * produce request is in flight are sent together in the next one. Consuming: one kafkajs consumer per
  * subscription, offsets committed only after the handler finished, records of one partition one at a
- * time and partitions concurrently. Replays after a crash or a rebalance are expected.
+ * time and partitions concurrently. Replays after a crash or a rebalance are expected. Traced: each
+ * publish runs in a PRODUCER span whose W3C trace context goes into the record's headers, next to an
+ * ingress time (kept when given), and each handler in a CONSUMER span that continues that trace.
  */
 export class KafkaStanzaBus implements StanzaBus {
   readonly #kafka: Kafka;
@@ -585,23 +598,24 @@ export class KafkaStanzaBus implements StanzaBus {
     headers?: Readonly<Record<string, string>>,
   ): Promise<void> {
     if (this.#closing) return Promise.reject(new Error('stanza bus closed'));
-    return new Promise<void>((resolve, reject) => {
-      const message: Message = {
-        key,
-        value,
-        // The record's timestamp is its ingress time on the bus.
-        timestamp: String(Date.now()),
-        ...(headers ? { headers: { ...headers } } : {}),
-      };
-      let bytes = Buffer.byteLength(key) + Buffer.byteLength(value);
-      for (const [name, text] of Object.entries(headers ?? {})) {
+    const valueBytes = Buffer.byteLength(value);
+    return tracePublish(SYSTEM, topic, valueBytes, headers, (carried) => {
+      // The record's timestamp is its ingress time on the bus; the header keeps the edge's, when given,
+      // through every role that passes the record on.
+      const now = String(Date.now());
+      carried[INGRESS_HEADER] ??= now;
+      const message: Message = { key, value, timestamp: now, headers: carried };
+      let bytes = Buffer.byteLength(key) + valueBytes;
+      for (const [name, text] of Object.entries(carried)) {
         bytes += Buffer.byteLength(name) + Buffer.byteLength(text);
       }
-      this.#queue.push({ topic, message, bytes, resolve, reject });
-      if (!this.#sending) {
-        this.#sending = true;
-        void this.#send();
-      }
+      return new Promise<void>((resolve, reject) => {
+        this.#queue.push({ topic, message, bytes, resolve, reject });
+        if (!this.#sending) {
+          this.#sending = true;
+          void this.#send();
+        }
+      });
     });
   }
 

@@ -1,7 +1,10 @@
 // In-process StanzaBus: the port contract, plus closing, buffer bounds and asynchrony of the embedded bus.
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { BusRecord } from '@starling/ports';
 import { describeStanzaBusContract, waitFor } from '@starling/ports/contracts';
-import { describe, expect, it } from 'vitest';
+import { inSpan } from '@starling/telemetry';
+import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStanzaBus } from './memory-stanza-bus.ts';
 
 describeStanzaBusContract('MemoryStanzaBus', ({ onError }) =>
@@ -129,5 +132,77 @@ describe('MemoryStanzaBus', () => {
   it('refuses nonsensical options', () => {
     expect(() => new MemoryStanzaBus({ partitions: 0 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ maxBuffered: 1.5 })).toThrow(RangeError);
+  });
+});
+
+describe('MemoryStanzaBus traces', () => {
+  let recorder: SpanRecorder;
+
+  beforeAll(async () => {
+    recorder = await recordSpans();
+  });
+
+  afterAll(async () => {
+    await recorder.stop();
+  });
+
+  beforeEach(() => recorder.reset());
+
+  it('continues the publishing trace in the handler, through the record headers', async () => {
+    const bus = new MemoryStanzaBus();
+    const got: { record: BusRecord; spanId: string | undefined }[] = [];
+    await bus.subscribe('xmpp.stanzas', 'router', (record) => {
+      got.push({ record, spanId: trace.getActiveSpan()?.spanContext().spanId });
+      return Promise.resolve();
+    });
+    await inSpan('ingress', {}, () => bus.publish('xmpp.stanzas', 'juliet@example.com', 'v', { a: 'kept' }));
+    await waitFor(async () => (await recorder.spans()).length === 3, 5_000, 'three spans');
+    await bus.close();
+
+    const ingress = await recorder.one('ingress');
+    const send = await recorder.one('send xmpp.stanzas');
+    const process = await recorder.one('process xmpp.stanzas');
+    const traceId = ingress.spanContext().traceId;
+    expect(send.kind).toBe(SpanKind.PRODUCER);
+    expect(send.spanContext().traceId).toBe(traceId);
+    expect(send.parentSpanContext?.spanId).toBe(ingress.spanContext().spanId);
+    expect(process.kind).toBe(SpanKind.CONSUMER);
+    expect(process.spanContext().traceId).toBe(traceId);
+    expect(process.parentSpanContext?.spanId).toBe(send.spanContext().spanId);
+    expect(process.attributes).toEqual({
+      'messaging.system': 'starling-memory',
+      'messaging.operation.type': 'process',
+      'messaging.operation.name': 'process',
+      'messaging.destination.name': 'xmpp.stanzas',
+      'messaging.consumer.group.name': 'router',
+      'messaging.destination.partition.id': expect.stringMatching(/^\d+$/) as unknown,
+    });
+    // The key is a bare JID: personal data stays out of spans.
+    expect(JSON.stringify([send.attributes, process.attributes])).not.toContain('@');
+
+    expect(got).toHaveLength(1);
+    expect(got[0]?.spanId).toBe(process.spanContext().spanId);
+    expect(got[0]?.record.headers).toEqual({
+      a: 'kept',
+      traceparent: `00-${traceId}-${send.spanContext().spanId}-01`,
+    });
+  });
+
+  it('starts a trace at a publish outside any span, and fails the span of a failing handler', async () => {
+    const bus = new MemoryStanzaBus({ onError: () => undefined });
+    await bus.subscribe('t', 'g', () => Promise.reject(new Error('boom')));
+    await bus.publish('t', 'k', 'v');
+    await waitFor(
+      async () => (await recorder.spans()).some((s) => s.name === 'process t'),
+      5_000,
+      'the span',
+    );
+    await bus.close();
+    const send = await recorder.one('send t');
+    const process = await recorder.one('process t');
+    expect(send.parentSpanContext).toBeUndefined();
+    expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+    expect(process.status.code).toBe(SpanStatusCode.ERROR);
+    expect(process.attributes['error.type']).toBe('Error');
   });
 });

@@ -1,5 +1,6 @@
 // StanzaBus in process (embedded shape): Kafka's model of keyed partitions and consumer groups, no broker.
 import type { BusHandler, BusRecord, BusSubscription, StanzaBus } from '@starling/ports';
+import { traceConsume, tracePublish } from '@starling/telemetry';
 
 export interface MemoryStanzaBusOptions {
   /** Partitions per topic; the records of one key share one. Default 16. */
@@ -15,6 +16,8 @@ export interface MemoryStanzaBusOptions {
 
 const DONE: Promise<void> = Promise.resolve();
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+/** `messaging.system` of this bus's spans. */
+const SYSTEM = 'starling-memory';
 // Handlers that resolve at once would keep the loop in microtasks; sockets need a turn now and then.
 const RECORDS_PER_TURN = 256;
 const COMPACT_AFTER = 1024;
@@ -35,6 +38,7 @@ interface PartitionQueue {
 }
 
 interface Group {
+  readonly name: string;
   readonly members: Member[];
   readonly queues: (PartitionQueue | undefined)[];
   /** Records enqueued and not yet handed to a handler. */
@@ -71,7 +75,8 @@ function positiveInteger(value: number, what: string): number {
 /**
  * The embedded StanzaBus. Handlers always run after publish() returned, never inside its call stack, so
  * code that is only correct with synchronous delivery fails here as it would on Kafka. A record is
- * durable once it is in memory, so publish resolves at once.
+ * durable once it is in memory, so publish resolves at once. Traced like the Kafka bus: the publish's
+ * trace context travels in the record's headers and each handler runs in a span that continues it.
  */
 export class MemoryStanzaBus implements StanzaBus {
   readonly #partitions: number;
@@ -97,7 +102,13 @@ export class MemoryStanzaBus implements StanzaBus {
     headers?: Readonly<Record<string, string>>,
   ): Promise<void> {
     if (this.#closing) return Promise.reject(new Error('stanza bus closed'));
-    const record: BusRecord = { topic, key, value, headers: headers ? { ...headers } : NO_HEADERS };
+    return tracePublish(SYSTEM, topic, undefined, headers, (carried) =>
+      this.#append({ topic, key, value, headers: Object.keys(carried).length > 0 ? carried : NO_HEADERS }),
+    );
+  }
+
+  #append(record: BusRecord): Promise<void> {
+    const { topic, key } = record;
     const state = this.#topic(topic);
     if (state.groups.size === 0) {
       if (state.early.length >= this.#maxBuffered) return Promise.reject(this.#overflow(topic));
@@ -120,7 +131,7 @@ export class MemoryStanzaBus implements StanzaBus {
     const state = this.#topic(topic);
     let joined = state.groups.get(group);
     if (!joined) {
-      joined = { members: [], queues: [], waiting: 0 };
+      joined = { name: group, members: [], queues: [], waiting: 0 };
       state.groups.set(group, joined);
       if (state.groups.size === 1) {
         for (const record of state.early) {
@@ -193,7 +204,13 @@ export class MemoryStanzaBus implements StanzaBus {
       if (queue.head >= COMPACT_AFTER && queue.head * 2 >= queue.records.length) compact(queue);
       member.inFlight++;
       try {
-        await member.handler(record);
+        const consumed = {
+          topic: record.topic,
+          headers: record.headers,
+          group: group.name,
+          partition: queue.index,
+        };
+        await traceConsume(SYSTEM, consumed, () => member.handler(record));
       } catch (err) {
         this.#report(err, record);
       }

@@ -23,7 +23,9 @@ export interface BusSubscription {
 export interface StanzaBus {
   /**
    * Appends a record. Resolves only when the record is durable (Kafka: acknowledged by all in-sync
-   * replicas), which is when the edge may count a client stanza as handled.
+   * replicas), which is when the edge may count a client stanza as handled. The headers given arrive
+   * as given, except that an adapter writes the publishing span's W3C trace context (`traceparent`,
+   * `tracestate`) over theirs, and may add an ingress time (`starling-ingress-ms`) where none is given.
    */
   publish(
     topic: string,

@@ -16,6 +16,7 @@ import { enabledFeatures } from '@starling/features';
 import { startPresence } from '@starling/presence';
 import { startRouter } from '@starling/router';
 import { openPostgresStore } from '@starling/store';
+import { startTelemetry } from '@starling/telemetry';
 import { loadTlsCredentials } from './certificate.ts';
 
 export const CLUSTER_ROLES = ['edge', 'router', 'presence', 'archive'] as const;
@@ -96,6 +97,9 @@ export async function startClusterRole(
   };
   let ready = false;
   try {
+    // First, so the backends' spans have somewhere to go; closed last, after the role's final spans.
+    const telemetry = await startTelemetry({ serviceName: `starling-${role}`, instanceId: nodeId });
+    opened.push(telemetry);
     const ops = await startOpsServer(config.listen.address, config.cluster.metricsPort, () => ready);
     opened.push(ops);
     const store = await openPostgresStore(config.cluster.postgresUrl ?? '');
@@ -150,7 +154,7 @@ export async function startClusterRole(
     }
     opened.push(handle);
     ready = true;
-    roleLog.info({ role, opsPort: ops.port, ports }, 'cluster role started');
+    roleLog.info({ role, opsPort: ops.port, ports, tracing: telemetry.tracing }, 'cluster role started');
     return {
       role,
       nodeId,

@@ -9,6 +9,7 @@ import { startRouter } from '@starling/router';
 import { startPresence } from '@starling/presence';
 // Until the workspace links @starling/archive, by path.
 import { startArchive } from '@starling/archive';
+import { startTelemetry, type Telemetry } from '@starling/telemetry';
 import { loadTlsCredentials, type TlsCredentials } from './certificate.ts';
 
 export interface EmbeddedServer {
@@ -44,6 +45,7 @@ export async function startEmbedded(
 
   const roles: RoleHandle[] = [];
   let edge: EdgeHandle | undefined;
+  let telemetry: Telemetry | undefined;
   const release = async (): Promise<void> => {
     // The edge goes first so its session ends are on the bus; closing the bus lets presence handle them.
     await edge?.close();
@@ -52,8 +54,10 @@ export async function startEmbedded(
     await delivery.close();
     await registry.close();
     await store.close();
+    await telemetry?.close().catch((err: unknown) => log.warn({ err }, 'flushing traces failed'));
   };
   try {
+    telemetry = await startTelemetry({ serviceName: 'starling' });
     roles.push(await startPresence(deps));
     roles.push(await startArchive(deps));
     roles.push(await startRouter(deps));

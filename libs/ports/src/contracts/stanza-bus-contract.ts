@@ -3,6 +3,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BusRecord, BusSubscription, StanzaBus } from '../stanza-bus.ts';
 import { deferred, unique, waitFor, yieldTurns } from './support.ts';
 
+/** The ingress time header (`@starling/telemetry`'s INGRESS_HEADER; ports depend on no library). */
+const INGRESS_HEADER = 'starling-ingress-ms';
+
+/** The ingress time an adapter added to `record`, checked to be a plausible time in milliseconds. */
+function ingressTime(record: BusRecord | undefined): Record<string, string> {
+  const value = record?.headers[INGRESS_HEADER];
+  if (value === undefined) return {};
+  expect(Math.abs(Number(value) - Date.now())).toBeLessThan(60_000);
+  return { [INGRESS_HEADER]: value };
+}
+
 /** What the suite hands the factory: the bus must report handler rejections to `onError`. */
 export interface StanzaBusContractOptions {
   readonly onError: (err: unknown, record: BusRecord) => void;
@@ -68,13 +79,32 @@ export function describeStanzaBusContract(
       ).resolves.toBeUndefined();
       await bus.publish(topic, 'romeo@example.net', 'second');
       await waitFor(() => got.length === 2, 5_000, 'two records');
+      // Headers given arrive as given; an adapter may add an ingress time, nothing else (no span is active).
       expect(got[0]).toEqual({
         topic,
         key: 'juliet@example.com',
         value: '<message>¡olé ☃</message>',
-        headers,
+        headers: { ...headers, ...ingressTime(got[0]) },
       });
-      expect(got[1]).toEqual({ topic, key: 'romeo@example.net', value: 'second', headers: {} });
+      expect(got[1]).toEqual({
+        topic,
+        key: 'romeo@example.net',
+        value: 'second',
+        headers: ingressTime(got[1]),
+      });
+    });
+
+    it('keeps an ingress time given by the publisher', async () => {
+      const bus = await newBus();
+      const topic = unique('t');
+      const got: BusRecord[] = [];
+      await bus.subscribe(topic, unique('g'), (record) => {
+        got.push(record);
+        return Promise.resolve();
+      });
+      await bus.publish(topic, 'juliet@example.com', 'v', { [INGRESS_HEADER]: '1700000000000' });
+      await waitFor(() => got.length === 1, 5_000, 'the record');
+      expect(got[0]?.headers).toEqual({ [INGRESS_HEADER]: '1700000000000' });
     });
 
     it('delivers each record once to a group, and once to each of two groups', async () => {

@@ -21,6 +21,11 @@ export interface DeliverRequest {
    */
   stanza?: string;
   close?: _starling_delivery_v1_Close | null;
+  /**
+   * W3C Trace Context of the delivery ("traceparent", "tracestate") when the caller traces; empty
+   * otherwise. Per request, not in the call metadata: one stream carries deliveries of many traces.
+   */
+  trace?: { [key: string]: string };
   payload?: 'stanza' | 'close';
 }
 
@@ -39,5 +44,10 @@ export interface DeliverRequest__Output {
    */
   stanza?: string;
   close?: _starling_delivery_v1_Close__Output | null;
+  /**
+   * W3C Trace Context of the delivery ("traceparent", "tracestate") when the caller traces; empty
+   * otherwise. Per request, not in the call metadata: one stream carries deliveries of many traces.
+   */
+  trace: { [key: string]: string };
   payload?: 'stanza' | 'close';
 }
