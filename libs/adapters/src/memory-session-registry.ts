@@ -18,11 +18,15 @@ interface MutableStream {
   handled: number;
   acked: number;
   unacked: string[];
+  /** The last stanzas queued, to take a stanza delivered twice only once. */
+  recent: string[];
   detachedUntil: number | undefined;
 }
 
+const RECENT_STANZAS = 256;
+
 function snapshot(state: MutableStream): StreamState {
-  const { detachedUntil, unacked, ...rest } = state;
+  const { detachedUntil, unacked, recent: _recent, ...rest } = state;
   return Object.freeze({
     ...rest,
     unacked: Object.freeze([...unacked]),
@@ -85,6 +89,12 @@ export class MemorySessionRegistry implements SessionRegistry {
     return Promise.resolve(current);
   }
 
+  restore(record: SessionRecord): Promise<boolean> {
+    if (this.#byJid.has(record.jid)) return Promise.resolve(false);
+    this.#put(freeze(record));
+    return Promise.resolve(true);
+  }
+
   get(jid: string): Promise<SessionRecord | undefined> {
     return Promise.resolve(this.#byJid.get(jid));
   }
@@ -110,9 +120,10 @@ export class MemorySessionRegistry implements SessionRegistry {
     return Promise.resolve(updated);
   }
 
-  renewLease(edgeId: string, address: string, ttlMs: number): Promise<void> {
+  renewLease(edgeId: string, address: string, ttlMs: number): Promise<boolean> {
+    const existed = this.#leases.has(edgeId);
     this.#leases.set(edgeId, Object.freeze({ edgeId, address, expiresAt: this.#now() + ttlMs }));
-    return Promise.resolve();
+    return Promise.resolve(existed);
   }
 
   lease(edgeId: string): Promise<EdgeLease | undefined> {
@@ -134,7 +145,13 @@ export class MemorySessionRegistry implements SessionRegistry {
     return Promise.resolve();
   }
 
-  openStream(jid: string, sessionId: string, id: string, timeoutMs: number): Promise<boolean> {
+  openStream(
+    jid: string,
+    sessionId: string,
+    id: string,
+    timeoutMs: number,
+    counts?: { readonly handled: number; readonly acked: number },
+  ): Promise<boolean> {
     const record = this.#byJid.get(jid);
     if (record?.sessionId !== sessionId) return Promise.resolve(false);
     this.#streams.set(streamKey(bareOf(jid), id), {
@@ -143,9 +160,10 @@ export class MemorySessionRegistry implements SessionRegistry {
       sessionId,
       edgeId: record.edgeId,
       timeoutMs,
-      handled: 0,
-      acked: 0,
+      handled: counts?.handled ?? 0,
+      acked: counts?.acked ?? 0,
       unacked: [],
+      recent: [],
       detachedUntil: undefined,
     });
     this.#put(freeze({ ...record, stream: id }));
@@ -161,6 +179,9 @@ export class MemorySessionRegistry implements SessionRegistry {
   streamPush(jid: string, id: string, sessionId: string, xml: string): Promise<number | undefined> {
     const state = this.#held(jid, id, sessionId);
     if (!state) return Promise.resolve(undefined);
+    if (state.recent.includes(xml)) return Promise.resolve(0);
+    state.recent.push(xml);
+    if (state.recent.length > RECENT_STANZAS) state.recent.shift();
     state.unacked.push(xml);
     return Promise.resolve(state.acked + state.unacked.length);
   }

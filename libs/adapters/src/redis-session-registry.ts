@@ -8,6 +8,7 @@
 //   <prefix>{leases}:address    hash, edge id to its Delivery address
 //   <prefix>stream:{<bare>}:<id>   hash, XEP-0198 state of one stream: jid, sid, edge, tmo, h, ack, until
 //   <prefix>streamq:{<bare>}:<id>  list, that stream's unacknowledged stanzas to the client, oldest first
+//   <prefix>streamr:{<bare>}:<id>  list, SHA-1 of the last stanzas queued, to take each stanza only once
 //   <prefix>{streams}:expiry    sorted set, "<id> <full JID>" of detached streams scored by expiry
 // Text inside {…} is escaped so that it never holds a brace: the hash tag is then exactly that text,
 // whatever characters a JID (RFC 7622 allows { and } in localparts) or an edge id contains.
@@ -132,6 +133,18 @@ end
 redis.call('HSET', KEYS[1], unpack(kv))
 return old`;
 
+/** KEYS[1] sessions hash; ARGV as BIND. Writes the record only if the full JID holds none; returns 1 if so. */
+const RESTORE = `${LUA_FIELDS}
+local f = fields(ARGV[1])
+if redis.call('HGET', KEYS[1], f[1]) then return 0 end
+local kv = {}
+for i = 2, #ARGV, 2 do
+  kv[#kv + 1] = ARGV[i] .. ARGV[1]
+  kv[#kv + 1] = ARGV[i + 1]
+end
+redis.call('HSET', KEYS[1], unpack(kv))
+return 1`;
+
 /** KEYS[1] sessions hash; ARGV[1] suffix, ARGV[2] session id. Returns the removed values, or nil. */
 const UNBIND = `${LUA_FIELDS}
 local f = fields(ARGV[1])
@@ -162,11 +175,16 @@ const LUA_NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-/** KEYS[1] expiry zset, KEYS[2] address hash; ARGV[1] edge, ARGV[2] address, ARGV[3] ttl in ms. */
+/**
+ * KEYS[1] expiry zset, KEYS[2] address hash; ARGV[1] edge, ARGV[2] address, ARGV[3] ttl in ms. Returns 1
+ * if the lease was there, 0 if it was created.
+ */
 const RENEW = `${LUA_NOW}
+local existed = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1`;
+if existed then return 1 end
+return 0`;
 
 /** KEYS[1] expiry zset. Edges whose expiry is now or earlier. */
 const EXPIRED = `${LUA_NOW}
@@ -182,16 +200,22 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1`;
 
+/** How many recently queued stanzas a stream remembers, to take a stanza delivered twice only once. */
+const RECENT_STANZAS = 256;
+
 // XEP-0198 stream state. A state and its queue share the bare JID's hash tag with the sessions hash, so
 // one script can check the session that holds a state, and resumption can move both in one step.
 
-/** KEYS[1] sessions hash, KEYS[2] state, KEYS[3] queue; ARGV[1] suffix, [2] sid, [3] id, [4] jid, [5] tmo. */
+/**
+ * KEYS[1] sessions hash, KEYS[2] state, KEYS[3] queue, KEYS[4] recent; ARGV[1] suffix, [2] sid, [3] id,
+ * [4] jid, [5] tmo, [6] handled, [7] acked.
+ */
 const STREAM_OPEN = `
 local suffix = ARGV[1]
 if redis.call('HGET', KEYS[1], 'sid' .. suffix) ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 local edge = redis.call('HGET', KEYS[1], 'edge' .. suffix)
-redis.call('HSET', KEYS[2], 'jid', ARGV[4], 'sid', ARGV[2], 'edge', edge, 'tmo', ARGV[5], 'h', 0, 'ack', 0)
+redis.call('HSET', KEYS[2], 'jid', ARGV[4], 'sid', ARGV[2], 'edge', edge, 'tmo', ARGV[5], 'h', ARGV[6], 'ack', ARGV[7])
 redis.call('HSET', KEYS[1], 'sm' .. suffix, ARGV[3])
 return 1`;
 
@@ -203,9 +227,16 @@ if tonumber(redis.call('HGET', KEYS[1], 'h')) < tonumber(ARGV[2]) then
 end
 return 1`;
 
-/** KEYS[1] state, KEYS[2] queue; ARGV[1] sid, ARGV[2] stanza. Returns the stanza's number, or nil. */
+/**
+ * KEYS[1] state, KEYS[2] queue, KEYS[3] recent; ARGV[1] sid, ARGV[2] stanza. Returns the stanza's number,
+ * 0 if the same stanza was queued recently, or nil.
+ */
 const STREAM_PUSH = `
 if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return nil end
+local digest = redis.sha1hex(ARGV[2])
+if redis.call('LPOS', KEYS[3], digest) then return 0 end
+redis.call('RPUSH', KEYS[3], digest)
+redis.call('LTRIM', KEYS[3], -${RECENT_STANZAS}, -1)
 local n = redis.call('RPUSH', KEYS[2], ARGV[2])
 return tonumber(redis.call('HGET', KEYS[1], 'ack')) + n`;
 
@@ -251,7 +282,7 @@ const STREAM_EXPIRED = `${LUA_NOW}
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)`;
 
 /**
- * KEYS[1] sessions hash, KEYS[2] state, KEYS[3] queue; ARGV[1] jid, [2] suffix, [3] sid ('' to close only
+ * KEYS[1] sessions hash, KEYS[2] state, KEYS[3] queue, KEYS[4] recent; ARGV[1] jid, [2] suffix, [3] sid ('' to close only
  * an expired detached state). Returns {status, {queue}, {removed record values}}: status 'closed', or
  * 'gone' (no such state, or another session holds it), 'attached' or 'later' (not expired yet).
  */
@@ -266,7 +297,7 @@ else
   if tonumber(expiry) > now then return {'later'} end
 end
 local queue = redis.call('LRANGE', KEYS[3], 0, -1)
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 local f = fields(ARGV[2])
 if redis.call('HGET', KEYS[1], f[1]) ~= sid then return {'closed', queue} end
 local old = redis.call('HMGET', KEYS[1], unpack(f))
@@ -284,6 +315,7 @@ function script(lua: string): Script {
 
 const SCRIPTS = {
   bind: script(BIND),
+  restore: script(RESTORE),
   unbind: script(UNBIND),
   update: script(UPDATE),
   renew: script(RENEW),
@@ -395,7 +427,22 @@ export class RedisSessionRegistry implements SessionRegistry {
    */
   async bind(record: SessionRecord): Promise<SessionRecord | undefined> {
     const bare = bareOf(record.jid);
-    const suffix = record.jid.slice(bare.length);
+    const { token, args } = await this.#indexed(record);
+    const replaced = fromValues(record.jid, await this.#run(SCRIPTS.bind, [this.sessionsKey(bare)], args));
+    if (replaced) await this.#forget(replaced);
+    return replaced?.record;
+  }
+
+  async restore(record: SessionRecord): Promise<boolean> {
+    const { token, args } = await this.#indexed(record);
+    if ((await this.#eval(SCRIPTS.restore, [this.sessionsKey(bareOf(record.jid))], args)) === 1) return true;
+    await this.#client.srem(this.edgeKey(record.edgeId), member(token, record.jid));
+    return false;
+  }
+
+  /** The script arguments of a new bind of `record`, once its member is in its edge's index (see bind). */
+  async #indexed(record: SessionRecord): Promise<{ token: string; args: string[] }> {
+    const suffix = record.jid.slice(bareOf(record.jid).length);
     const token = randomBytes(8).toString('hex');
     const args: string[] = [suffix];
     for (const field of FIELDS) {
@@ -404,9 +451,7 @@ export class RedisSessionRegistry implements SessionRegistry {
     }
     args.push(TOKEN_CODE, token);
     await this.#client.sadd(this.edgeKey(record.edgeId), member(token, record.jid));
-    const replaced = fromValues(record.jid, await this.#run(SCRIPTS.bind, [this.sessionsKey(bare)], args));
-    if (replaced) await this.#forget(replaced);
-    return replaced?.record;
+    return { token, args };
   }
 
   async unbind(jid: string, sessionId: string): Promise<SessionRecord | undefined> {
@@ -460,13 +505,14 @@ export class RedisSessionRegistry implements SessionRegistry {
     return fromValues(jid, values)?.record;
   }
 
-  async renewLease(edgeId: string, address: string, ttlMs: number): Promise<void> {
+  async renewLease(edgeId: string, address: string, ttlMs: number): Promise<boolean> {
     if (!Number.isFinite(ttlMs)) throw new RangeError(`lease ttl must be finite, got ${ttlMs}`);
-    await this.#run(
+    const existed = await this.#eval(
       SCRIPTS.renew,
       [this.#expiryKey, this.#addressKey],
       [edgeId, address, String(Math.round(ttlMs))],
     );
+    return existed === 1;
   }
 
   async lease(edgeId: string): Promise<EdgeLease | undefined> {
@@ -507,16 +553,31 @@ export class RedisSessionRegistry implements SessionRegistry {
   }
 
   /** The hash and the list of XEP-0198 stream `id` of `bareJid`. */
-  streamKeys(bareJid: string, id: string): [state: string, queue: string] {
-    return [`${this.#prefix}stream:${tag(bareJid)}:${id}`, `${this.#prefix}streamq:${tag(bareJid)}:${id}`];
+  streamKeys(bareJid: string, id: string): [state: string, queue: string, recent: string] {
+    const key = `${tag(bareJid)}:${id}`;
+    return [`${this.#prefix}stream:${key}`, `${this.#prefix}streamq:${key}`, `${this.#prefix}streamr:${key}`];
   }
 
-  async openStream(jid: string, sessionId: string, id: string, timeoutMs: number): Promise<boolean> {
+  async openStream(
+    jid: string,
+    sessionId: string,
+    id: string,
+    timeoutMs: number,
+    counts?: { readonly handled: number; readonly acked: number },
+  ): Promise<boolean> {
     const bare = bareOf(jid);
     const reply = await this.#eval(
       SCRIPTS.streamOpen,
       [this.sessionsKey(bare), ...this.streamKeys(bare, id)],
-      [jid.slice(bare.length), sessionId, id, jid, String(Math.round(timeoutMs))],
+      [
+        jid.slice(bare.length),
+        sessionId,
+        id,
+        jid,
+        String(Math.round(timeoutMs)),
+        String(counts?.handled ?? 0),
+        String(counts?.acked ?? 0),
+      ],
     );
     return reply === 1;
   }
@@ -537,10 +598,8 @@ export class RedisSessionRegistry implements SessionRegistry {
     sessionId: string,
     h: number,
   ): Promise<{ readonly ok: boolean; readonly sent: number } | undefined> {
-    const reply = await this.#eval(SCRIPTS.streamAck, this.streamKeys(bareOf(jid), id), [
-      sessionId,
-      String(h),
-    ]);
+    const [state, queue] = this.streamKeys(bareOf(jid), id);
+    const reply = await this.#eval(SCRIPTS.streamAck, [state, queue], [sessionId, String(h)]);
     if (!Array.isArray(reply)) return undefined;
     return { ok: reply[0] === 1, sent: Number(reply[1]) };
   }

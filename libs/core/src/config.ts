@@ -83,6 +83,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    streamManagement: z
+      .object({
+        /** Offer XEP-0198 stream management (acknowledgements and resumption). */
+        enabled: z.boolean().default(true),
+        /** How long a resumable stream's state outlives its connection, in seconds; 0 offers no resumption. */
+        resumeSeconds: z.number().int().min(0).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
     server: z
       .object({
         /** Name and version answered to XEP-0092 queries. */

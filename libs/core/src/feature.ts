@@ -39,6 +39,11 @@ export interface Routing {
    * Presence subscription stanzas go through the presence role so the recipient's state machine runs.
    */
   route(stanza: Element): Promise<void>;
+  /**
+   * Routes again a stanza a stream-managed session never acknowledged (XEP-0198 §5): the same rules, but
+   * without the inbound processing (archiving, blocking) it had the first time.
+   */
+  reroute(stanza: Element): Promise<void>;
   /** Writes a stanza to one session; false if it is gone. */
   deliver(session: DeliveryTarget, stanza: Element): Promise<boolean>;
   /** Ends a session with a stream error. */

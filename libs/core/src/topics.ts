@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 // The bus catalogue: every topic, its key, and the envelope that travels on it.
 import type { ArchiveDirection, SessionRecord } from '@starling/ports';
 
@@ -26,8 +27,10 @@ export interface StanzaEnvelope {
    * Absent: the sender's side still has to process it (keyed by the sender's bare JID).
    * 'in': the sender's side is done; process it for the recipient (keyed by the recipient's bare JID),
    * e.g. an inbound subscription request on the presence topic.
+   * 'unacked': it reached a stream-managed session that ended without acknowledging it (XEP-0198 §5);
+   * route it again to its recipient, without the inbound processing it already had.
    */
-  readonly dir?: 'in';
+  readonly dir?: 'in' | 'unacked';
   /** Unique per record; replays with the same id are dropped. */
   readonly id: string;
   /** Full JID of the sending session. */
@@ -85,6 +88,25 @@ export interface MamQueryEnvelope {
 
 /** What travels on the archive topic. */
 export type ArchiveEnvelope = ArchiveWriteEnvelope | MamQueryEnvelope;
+
+/**
+ * A stanza a stream-managed session `jid` was sent but never acknowledged, to be routed again; keyed by
+ * that session's bare JID on the stanzas topic. Presence is not: it is state, and the contact's current
+ * presence reaches the user's next session anyway. Undefined for presence.
+ */
+export function unackedEnvelope(jid: string, stanza: string): StanzaEnvelope | undefined {
+  if (stanza.startsWith('<presence')) return undefined;
+  return {
+    t: 'stanza',
+    dir: 'unacked',
+    id: randomUUID(),
+    from: jid,
+    sessionId: '',
+    edgeId: '',
+    ts: Date.now(),
+    xml: stanza,
+  };
+}
 
 export function encodeEnvelope(envelope: Envelope | ArchiveEnvelope): string {
   return JSON.stringify(envelope);

@@ -1,4 +1,4 @@
-// RFC 6120, RFC 7622, RFC 7395 and XEP-0368 as the edge implements them (services/edge): declared here so
+// RFC 6120, RFC 7622, RFC 7395, XEP-0198 and XEP-0368 as the edge implements them (services/edge): declared here so
 // the specification table lists them; they plug no handlers into router or presence.
 import { defineFeature, type Feature } from '@starling/core';
 
@@ -35,6 +35,15 @@ export const streamFeatures: readonly Feature[] = [
     id: 'rfc7622-addresses',
     spec: { rfc: 7622, title: 'Addresses with PRECIS preparation' },
     roles: edge,
+  }),
+  defineFeature({
+    id: 'xep-0198-stream-management',
+    spec: {
+      xep: 198,
+      title: 'Stream Management: acks, resumption on any edge (state in the registry)',
+    },
+    roles: edge,
+    enabled: (config) => config.streamManagement.enabled,
   }),
   defineFeature({
     id: 'xep-0368-direct-tls',

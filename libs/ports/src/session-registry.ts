@@ -89,13 +89,22 @@ export interface SessionRegistry {
   bind(record: SessionRecord): Promise<SessionRecord | undefined>;
   /** Removes the binding if it still belongs to `sessionId`; returns the removed record. */
   unbind(jid: string, sessionId: string): Promise<SessionRecord | undefined>;
+  /**
+   * Binds `record` unless its full JID is bound to any session: how an edge puts back the sessions it
+   * holds after the registry lost them. False if the JID was taken meanwhile.
+   */
+  restore(record: SessionRecord): Promise<boolean>;
   get(jid: string): Promise<SessionRecord | undefined>;
   /** Every session of a bare JID, in one round trip. */
   resources(bareJid: string): Promise<SessionRecord[]>;
   /** Applies `patch` if `jid` is still bound to `sessionId`; returns the updated record. */
   update(jid: string, sessionId: string, patch: SessionPatch): Promise<SessionRecord | undefined>;
-  /** Creates or extends `edgeId`'s lease to `ttlMs` from now; an edge renews well before it runs out. */
-  renewLease(edgeId: string, address: string, ttlMs: number): Promise<void>;
+  /**
+   * Creates or extends `edgeId`'s lease to `ttlMs` from now; an edge renews well before it runs out.
+   * Resolves false when there was no lease to extend: the first renewal, or the registry lost it (a Redis
+   * restarted empty) or swept the edge, which then has to put its sessions back (`restore`).
+   */
+  renewLease(edgeId: string, address: string, ttlMs: number): Promise<boolean>;
   /** The lease of `edgeId`, expired or not, until it is dropped. */
   lease(edgeId: string): Promise<EdgeLease | undefined>;
   /** Edges whose lease ran out and that were not dropped yet: their sessions are to be swept. */
@@ -108,11 +117,24 @@ export interface SessionRegistry {
   // XEP-0198 stream management. Every call that names a `sessionId` acts only while that session holds
   // the stream state, so a stream that was resumed elsewhere can no longer touch it.
 
-  /** Creates stream state `id` for the session bound to `jid` (and sets its record's `stream`). */
-  openStream(jid: string, sessionId: string, id: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * Creates stream state `id` for the session bound to `jid` (and sets its record's `stream`), counting
+   * from zero or, when an edge restores a stream the registry lost, from `counts`.
+   */
+  openStream(
+    jid: string,
+    sessionId: string,
+    id: string,
+    timeoutMs: number,
+    counts?: { readonly handled: number; readonly acked: number },
+  ): Promise<boolean>;
   /** Raises the handled count to `handled` (never lowers it). */
   streamHandled(jid: string, id: string, sessionId: string, handled: number): Promise<boolean>;
-  /** Queues a stanza to the client; returns its number (acked + queue length), undefined if not holder. */
+  /**
+   * Queues a stanza to the client; returns its number (acked + queue length), undefined if `sessionId`
+   * does not hold the state, or 0 if this very stanza was queued recently (a delivery retried after an
+   * answer was lost): it is not queued twice, and must not be written twice.
+   */
   streamPush(jid: string, id: string, sessionId: string, xml: string): Promise<number | undefined>;
   /**
    * Drops the stanzas numbered up to `h` from the queue. `ok` is false (and nothing changes) when `h` is

@@ -491,7 +491,7 @@ describe('after authentication', () => {
   it('ends the stream with unsupported-stanza-type for unknown elements', async () => {
     const target = await edge();
     const { client } = await login(target);
-    client.send(`<enable xmlns='urn:xmpp:sm:3'/>`);
+    client.send(`<foo xmlns='urn:example:unknown'/>`);
     expect(await client.streamError()).toBe('unsupported-stanza-type');
   });
 
@@ -570,5 +570,38 @@ describe('session ends', () => {
     const ends = sessionEnds(target);
     expect(ends.map((e) => e.record.jid)).toEqual([jid]);
     expect(target.edge.sessionCount()).toBe(0);
+  });
+});
+
+describe('a registry that lost its data', () => {
+  it('gets the edge’s sessions back, with their presence and stream state, at the next lease renewal', async () => {
+    const target = await edge({ cluster: { leaseSeconds: 2 } });
+    const { client, jid } = await login(target);
+    client.send(`<presence><priority>3</priority><status>here</status></presence>`);
+    await target.next(TOPIC_PRESENCE);
+    client.send(`<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>`);
+    await target.next(TOPIC_STANZAS);
+    client.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`);
+    const enabled = await client.element();
+    expect(enabled.name).toBe('enabled');
+    const before = await target.registry.get(jid);
+
+    // Everything the registry knew is gone, as with a Redis restarted without persistence.
+    await target.registry.close();
+    expect(await target.registry.get(jid)).toBeUndefined();
+    await expect.poll(() => target.registry.get(jid), { timeout: 5000 }).toBeDefined();
+    const restored = await target.registry.get(jid);
+    expect(restored).toMatchObject({
+      sessionId: before?.sessionId,
+      edgeId: 'edge-test',
+      available: true,
+      priority: 3,
+      interested: true,
+      stream: enabled.attrs.id,
+    });
+    expect(restored?.presence).toContain('<status>here</status>');
+    // The stream goes on: what is delivered now is queued under the restored state.
+    const sessionId = before?.sessionId ?? '';
+    expect(await target.registry.streamPush(jid, String(enabled.attrs.id), sessionId, '<message/>')).toBe(1);
   });
 });

@@ -8,6 +8,7 @@ import {
   type SessionEndEnvelope,
   type StanzaEnvelope,
   sessions as sessionsGauge,
+  unackedEnvelope,
   stanzasIn,
   streamErrors,
 } from '@starling/core';
@@ -18,8 +19,10 @@ import {
   errorReply,
   escapeXml,
   Jid,
+  NS_BLOCKING,
   NS_CLIENT,
   NS_FRAMING,
+  NS_ROSTER,
   NS_SASL,
   NS_SESSION,
   NS_STREAM,
@@ -38,6 +41,7 @@ import { answerRegistration, isRegistrationIq } from './registration.ts';
 import { bindResult, isBindIq, requestedJid } from './resource-binding.ts';
 import { SaslNegotiation } from './sasl-negotiation.ts';
 import { checkClientStanza } from './stanza-checks.ts';
+import { ManagedStream, NS_SM, parseH, smFailed, type ManagedStreamIo } from './stream-management.ts';
 import { postAuthFeatures, preAuthFeatures } from './stream-features.ts';
 import type { Transport } from './transport.ts';
 
@@ -79,6 +83,25 @@ export class ClientStream implements LocalSession {
   private binding: Promise<void> | undefined;
   private claimedJid = '';
   private sessionEnd: Promise<void> | undefined;
+  /** XEP-0198 state once enabled or resumed. */
+  private sm: ManagedStream | undefined;
+  /** Deliveries that came while a resumption was being set up, written once it is. */
+  private resumeBacklog:
+    { readonly xml: string; readonly resolve: (taken: boolean | Promise<boolean>) => void }[] | undefined;
+  /** The connection went away without a close, or the edge is shutting down: a resumable stream waits. */
+  private keepStream = false;
+  private restoring: Promise<boolean> | undefined;
+  /**
+   * What the client told the server that the registry keeps about its session, as seen passing through:
+   * to put the session back if the registry loses it.
+   */
+  private readonly seen: {
+    available: boolean;
+    priority: number;
+    presence: string | undefined;
+    interested: boolean;
+    blocklistRequested: boolean;
+  } = { available: false, priority: 0, presence: undefined, interested: false, blocklistRequested: false };
   private markClosed: () => void = () => undefined;
 
   constructor(ctx: EdgeContext, transport: Transport, log: Logger) {
@@ -120,23 +143,31 @@ export class ClientStream implements LocalSession {
     this.newParser();
   }
 
-  deliver(payload: DeliveryPayload): boolean {
+  deliver(payload: DeliveryPayload): boolean | Promise<boolean> {
     if (this.closing) return false;
     if (payload.kind === 'close') {
       this.fail(payload.condition, payload.text);
       return true;
     }
-    this.transport.send(this.transport.framing === 'framed' ? withClientNamespace(payload.xml) : payload.xml);
+    if (this.resumeBacklog !== undefined) {
+      const backlog = this.resumeBacklog;
+      return new Promise((resolve) => backlog.push({ xml: payload.xml, resolve }));
+    }
+    if (this.sm !== undefined) return this.sm.send(payload.xml, (stanza) => this.write(stanza));
+    this.write(payload.xml);
     return true;
   }
 
   /** Ends the stream with a stream error (RFC 6120 §4.9): header if not yet sent, error, close. */
-  fail(condition: StreamErrorCondition, text?: string): void {
+  fail(condition: StreamErrorCondition, text?: string, detail?: Element): void {
     if (this.closing) return;
     if (condition !== 'system-shutdown') this.log.info({ condition, text }, 'stream error');
+    // XEP-0198 §5: a stream cut by a shutdown can be resumed on another edge.
+    if (condition === 'system-shutdown') this.keepStream = true;
     streamErrors.labels(condition).inc();
     if (!this.headerSent) this.sendHeader(undefined);
     const error = streamErrorElement(condition, text);
+    if (detail !== undefined) error.cnode(detail);
     if (this.transport.framing === 'framed') error.attrs['xmlns:stream'] = NS_STREAM;
     this.send(error);
     this.closeStream();
@@ -261,7 +292,9 @@ export class ClientStream implements LocalSession {
 
   private features(): Element {
     const framed = this.transport.framing === 'framed';
-    if (this.username !== undefined) return postAuthFeatures(this.ctx.caps, framed);
+    if (this.username !== undefined) {
+      return postAuthFeatures(this.ctx.caps, framed, this.ctx.deps.config.streamManagement.enabled);
+    }
     const config = this.ctx.deps.config;
     const awaitingTls = this.awaitingTls();
     return preAuthFeatures(
@@ -320,6 +353,8 @@ export class ClientStream implements LocalSession {
   }
 
   private onTransportClosed(): void {
+    // Gone without a closing tag or a stream error: the client may come back and resume (XEP-0198 §5).
+    if (!this.closing) this.keepStream = true;
     this.shutDown();
     this.markClosed();
   }
@@ -330,6 +365,8 @@ export class ClientStream implements LocalSession {
     clearTimeout(this.authTimer);
     this.parser?.close();
     this.parser = undefined;
+    // Nothing more is written; stanzas still being queued stay queued for a resumption or re-routing.
+    this.sm?.end();
     this.sessionEnd = this.endSession();
   }
 
@@ -348,7 +385,16 @@ export class ClientStream implements LocalSession {
     if (this.awaitingHeader) throw new StreamError('invalid-xml', 'Expected <open/>');
     if (this.username === undefined) return this.beforeAuth(el);
     if (this.session === undefined) return this.beforeBind(el);
-    return this.onStanza(el, this.session);
+    if (el.getNS() === NS_SM) return this.onSmElement(el, this.session);
+    const sm = this.sm;
+    const seq = sm?.receive();
+    const handled = this.onStanza(el, this.session);
+    if (sm !== undefined && seq !== undefined) {
+      // h counts a stanza once the bus confirmed it or it was answered here (XEP-0198 §4).
+      const done = (): void => sm.handle(seq);
+      if (handled === undefined) done();
+      else void handled.then(done, done);
+    }
   }
 
   private async beforeAuth(el: Element): Promise<void> {
@@ -406,6 +452,13 @@ export class ClientStream implements LocalSession {
       this.send(sessionResult(el));
       return;
     }
+    if (el.is('resume', NS_SM) && this.ctx.deps.config.streamManagement.enabled) {
+      this.binding = this.resume(el);
+      await this.binding;
+      return;
+    }
+    // XEP-0198 §3: enabling before a resource is bound is refused.
+    if (el.is('enable', NS_SM)) return this.send(smFailed('unexpected-request'));
     throw new StreamError('not-authorized');
   }
 
@@ -459,9 +512,16 @@ export class ClientStream implements LocalSession {
     }
     // The replaced stream's own unbind finds the new binding and publishes nothing, so this is its only end.
     this.publishSessionEnd(old);
+    // Its XEP-0198 queue is routed again, whether its edge is alive to do it or not; the full JID is this
+    // stream's now, so what it had not acknowledged comes here.
+    if (old.stream !== undefined) {
+      const closed = await this.ctx.deps.registry.closeStream(old.jid, old.stream, old.sessionId);
+      for (const stanza of closed?.unacked ?? []) this.publishUnacked(old, stanza);
+    }
   }
 
-  private onStanza(el: Element, session: BoundSession): void {
+  /** Returns, for a stanza that goes to the bus, a promise that settles once it was published or refused. */
+  private onStanza(el: Element, session: BoundSession): Promise<void> | undefined {
     if (el.getNS() !== NS_CLIENT || !STANZA_NAMES.has(el.name)) {
       throw new StreamError('unsupported-stanza-type');
     }
@@ -471,7 +531,10 @@ export class ClientStream implements LocalSession {
       }
       return;
     }
-    if (isSessionIq(el)) return this.send(sessionResult(el));
+    if (isSessionIq(el)) {
+      this.send(sessionResult(el));
+      return;
+    }
     try {
       checkClientStanza(el, session.jid);
     } catch (err) {
@@ -483,13 +546,77 @@ export class ClientStream implements LocalSession {
     }
     el.attrs.from = session.record.jid;
     if (el.attrs.xmlns === NS_CLIENT) delete el.attrs.xmlns;
-    this.publishStanza(el, session);
+    this.notice(el);
+    return this.publishStanza(el, session);
   }
 
-  private publishStanza(el: Element, session: BoundSession): void {
+  /** Keeps what `restore` needs: the last broadcast presence, and the roster and blocklist requests. */
+  private notice(el: Element): void {
+    const type = attr(el, 'type');
+    if (el.name === 'presence' && attr(el, 'to') === undefined) {
+      if (type === undefined) {
+        const priority = Number.parseInt(el.getChildText('priority') ?? '0', 10);
+        this.seen.available = true;
+        this.seen.priority = Number.isNaN(priority) ? 0 : priority;
+        this.seen.presence = el.toString();
+      } else if (type === 'unavailable') {
+        this.seen.available = false;
+        this.seen.presence = undefined;
+      }
+    } else if (el.name === 'iq' && type === 'get') {
+      if (el.getChild('query', NS_ROSTER) !== undefined) this.seen.interested = true;
+      if (el.getChild('blocklist', NS_BLOCKING) !== undefined) this.seen.blocklistRequested = true;
+    }
+  }
+
+  /**
+   * Puts this stream's session (and its XEP-0198 state) back into a registry that lost it, unless its
+   * full JID was bound again meanwhile. True if the registry has this session (again).
+   */
+  restore(): Promise<boolean> {
+    this.restoring ??= this.putBack()
+      .catch((err: unknown) => {
+        this.log.warn({ err }, 'could not restore the session');
+        return false;
+      })
+      .finally(() => (this.restoring = undefined));
+    return this.restoring;
+  }
+
+  private async putBack(): Promise<boolean> {
+    const session = this.session;
+    if (session === undefined || this.closing || this.resumeBacklog !== undefined) return false;
+    const sm = this.sm;
+    const { presence, blocklistRequested, ...seen } = this.seen;
+    const record: SessionRecord = {
+      jid: session.record.jid,
+      sessionId: session.record.sessionId,
+      edgeId: this.ctx.edgeId,
+      boundAt: session.record.boundAt,
+      ...seen,
+      ...(presence === undefined ? {} : { presence }),
+      ...(blocklistRequested ? { blocklistRequested } : {}),
+    };
+    const { registry } = this.ctx.deps;
+    let missingStream = true;
+    if (!(await registry.restore(record))) {
+      const current = await registry.get(record.jid);
+      if (current?.sessionId !== record.sessionId) return false;
+      missingStream = current.stream === undefined;
+    }
+    if (sm !== undefined && missingStream) {
+      return registry.openStream(record.jid, record.sessionId, sm.id, sm.timeoutMs, sm.restoredCounts());
+    }
+    return true;
+  }
+
+  private publishStanza(el: Element, session: BoundSession): Promise<void> {
+    const sm = this.sm;
     const envelope: StanzaEnvelope = {
       t: 'stanza',
-      id: randomUUID(),
+      // A managed stream numbers its stanzas, and a client resends those it saw no `h` for: the same
+      // number gives the same id, so a resend of something that did reach the bus is dropped as a replay.
+      id: sm === undefined ? randomUUID() : `sm:${sm.id}:${sm.lastReceived}`,
       from: session.record.jid,
       sessionId: session.record.sessionId,
       edgeId: this.ctx.edgeId,
@@ -498,8 +625,8 @@ export class ClientStream implements LocalSession {
     };
     const topic = el.name === 'presence' ? TOPIC_PRESENCE : TOPIC_STANZAS;
     stanzasIn.labels(el.name).inc();
-    void this.window
-      .publish(topic, session.bare, encodeEnvelope(envelope))
+    return this.window
+      .publish(topic, session.bare, encodeEnvelope(envelope), el.name)
       .then(undefined, (err: unknown) => {
         this.log.warn({ err }, 'publish failed');
         if (attr(el, 'type') !== 'error') {
@@ -511,7 +638,7 @@ export class ClientStream implements LocalSession {
   private publishSessionEnd(record: SessionRecord): void {
     const envelope: SessionEndEnvelope = { t: 'session-end', id: randomUUID(), ts: Date.now(), record };
     void this.window
-      .publish(TOPIC_PRESENCE, bareOf(record.jid), encodeEnvelope(envelope))
+      .publish(TOPIC_PRESENCE, bareOf(record.jid), encodeEnvelope(envelope), 'session-end')
       .then(undefined, (err: unknown) => {
         this.log.error({ err, jid: record.jid }, 'could not publish a session end');
       });
@@ -525,12 +652,16 @@ export class ClientStream implements LocalSession {
       // The bind handler already answered its own failure.
     }
     const session = this.session;
+    const sm = this.sm;
     if (session !== undefined) {
       this.ctx.sessions.delete(session.record.sessionId);
       sessionsGauge.dec();
       try {
-        const removed = await this.ctx.deps.registry.unbind(session.record.jid, session.record.sessionId);
-        if (removed !== undefined) this.publishSessionEnd(removed);
+        if (sm !== undefined) await this.endManagedStream(sm, session);
+        else {
+          const removed = await this.ctx.deps.registry.unbind(session.record.jid, session.record.sessionId);
+          if (removed !== undefined) this.publishSessionEnd(removed);
+        }
       } catch (err) {
         this.log.error({ err }, 'unbind failed');
       }
@@ -538,13 +669,219 @@ export class ClientStream implements LocalSession {
     await this.window.drain();
   }
 
+  /**
+   * XEP-0198 §5: a resumable stream that lost its connection (or whose edge shuts down) is detached and
+   * kept for its timeout; any other end closes its state, and the stanzas the client did not acknowledge
+   * are routed again (to another resource, offline storage, or an error to their sender).
+   */
+  private async endManagedStream(sm: ManagedStream, session: BoundSession): Promise<void> {
+    sm.end();
+    // The stanzas still on their way to the bus count in the stored h a resumption starts from.
+    await this.window.drain();
+    await sm.settled();
+    const { registry } = this.ctx.deps;
+    const { jid, sessionId } = session.record;
+    if (sm.resumable && this.keepStream) {
+      if (await registry.detachStream(jid, sm.id, sessionId)) {
+        this.log.info({ jid, stream: sm.id }, 'stream detached; waiting for resumption');
+      }
+      return;
+    }
+    const closed = await registry.closeStream(jid, sm.id, sessionId);
+    if (closed === undefined) return; // resumed elsewhere meanwhile: the stream lives on there
+    for (const stanza of closed.unacked) this.publishUnacked(session.record, stanza);
+    if (closed.record !== undefined) this.publishSessionEnd(closed.record);
+  }
+
+  private publishUnacked(record: SessionRecord, stanza: string): void {
+    const envelope = unackedEnvelope(record.jid, stanza);
+    if (envelope === undefined) return;
+    void this.window
+      .publish(TOPIC_STANZAS, bareOf(record.jid), encodeEnvelope(envelope), 'unacked')
+      .then(undefined, (err: unknown) => {
+        this.log.error({ err, jid: record.jid }, 'could not route an unacknowledged stanza again');
+      });
+  }
+
+  // --- XEP-0198 ----------------------------------------------------------------------------------------
+
+  private managedIo(): ManagedStreamIo {
+    return {
+      write: (el) => this.sendRaw(el),
+      tooHigh: (h, sent) =>
+        this.fail(
+          'undefined-condition',
+          'You acknowledged more stanzas than were sent',
+          xml('handled-count-too-high', { xmlns: NS_SM, h: String(h), 'send-count': String(sent) }),
+        ),
+      lost: async () => {
+        if (await this.restore()) return false;
+        this.fail('conflict', 'The stream was resumed by another connection');
+        return true;
+      },
+    };
+  }
+
+  private async onSmElement(el: Element, session: BoundSession): Promise<void> {
+    const sm = this.sm;
+    if (el.is('enable', NS_SM)) {
+      if (sm !== undefined || !this.ctx.deps.config.streamManagement.enabled) {
+        this.send(smFailed('unexpected-request'));
+        return;
+      }
+      return this.enable(el, session);
+    }
+    if (sm === undefined) {
+      if (el.is('resume', NS_SM)) return this.send(smFailed('unexpected-request'));
+      throw new StreamError('unsupported-stanza-type', 'Stream management is not enabled');
+    }
+    if (el.is('resume', NS_SM)) return this.send(smFailed('unexpected-request'));
+    if (el.is('r', NS_SM)) return sm.requestAck();
+    if (el.is('a', NS_SM)) {
+      const h = parseH(el.attrs.h);
+      if (h === undefined) throw new StreamError('invalid-xml', 'An <a/> needs h, a 32-bit unsigned integer');
+      void sm.ack(h).catch((err: unknown) => this.log.warn({ err }, 'could not record an acknowledgement'));
+      return;
+    }
+    throw new StreamError('unsupported-stanza-type');
+  }
+
+  private async enable(el: Element, session: BoundSession): Promise<void> {
+    const config = this.ctx.deps.config.streamManagement;
+    const wanted = attr(el, 'resume') === 'true' || attr(el, 'resume') === '1';
+    const max = parseH(el.attrs.max);
+    const seconds = Math.min(config.resumeSeconds, max ?? Number.POSITIVE_INFINITY);
+    const resumable = wanted && seconds > 0;
+    const id = randomBytes(18).toString('base64url');
+    const { jid, sessionId } = session.record;
+    if (!(await this.ctx.deps.registry.openStream(jid, sessionId, id, resumable ? seconds * 1000 : 0))) {
+      this.send(smFailed('unexpected-request'));
+      return;
+    }
+    this.sm = new ManagedStream({
+      registry: this.ctx.deps.registry,
+      id,
+      resumable,
+      timeoutMs: resumable ? seconds * 1000 : 0,
+      jid,
+      sessionId,
+      io: this.managedIo(),
+    });
+    this.sendRaw(
+      xml('enabled', {
+        xmlns: NS_SM,
+        ...(resumable ? { id, resume: 'true', max: String(seconds) } : {}),
+      }),
+    );
+  }
+
+  /** XEP-0198 §5: takes the stream over from wherever it was, sends what the client missed, and goes on. */
+  private async resume(el: Element): Promise<void> {
+    const previd = attr(el, 'previd');
+    const h = parseH(el.attrs.h);
+    if (previd === undefined || previd === '' || previd.length > 128 || h === undefined) {
+      this.send(smFailed('bad-request'));
+      return;
+    }
+    const username = this.username ?? '';
+    const bare = Jid.of(username, this.ctx.domain).toString();
+    const sessionId = randomUUID();
+    const { registry, delivery } = this.ctx.deps;
+    // Registered first: the registry points deliveries here as soon as the stream is taken over.
+    this.resumeBacklog = [];
+    this.ctx.sessions.set(sessionId, this);
+    const resumed = await registry
+      .resumeStream(bare, previd, sessionId, this.ctx.edgeId)
+      .catch((err: unknown) => {
+        this.log.error({ err }, 'resumption failed');
+        return undefined;
+      });
+    const record = resumed === undefined ? undefined : await registry.get(resumed.state.jid);
+    if (resumed === undefined || record?.sessionId !== sessionId) {
+      this.ctx.sessions.delete(sessionId);
+      for (const pending of this.resumeBacklog) pending.resolve(false);
+      this.resumeBacklog = undefined;
+      this.send(smFailed('item-not-found'));
+      return;
+    }
+    const { state, previous } = resumed;
+    this.claimedJid = state.jid;
+    let acked = state.acked;
+    if (h > state.acked) {
+      const result = await registry.streamAck(state.jid, state.id, sessionId, h);
+      if (result?.ok !== true) {
+        this.session = { jid: Jid.parse(state.jid), bare, record };
+        sessionsGauge.inc();
+        this.sm = new ManagedStream({
+          registry,
+          id: state.id,
+          resumable: true,
+          timeoutMs: state.timeoutMs,
+          jid: state.jid,
+          sessionId,
+          io: this.managedIo(),
+        });
+        return this.managedIo().tooHigh(h, state.acked + state.unacked.length);
+      }
+      acked = h;
+    }
+    const sm = new ManagedStream({
+      registry,
+      id: state.id,
+      resumable: true,
+      timeoutMs: state.timeoutMs,
+      jid: state.jid,
+      sessionId,
+      io: this.managedIo(),
+      handled: state.handled,
+      acked,
+      sent: state.acked + state.unacked.length,
+    });
+    this.session = { jid: Jid.parse(state.jid), bare, record };
+    this.sm = sm;
+    sessionsGauge.inc();
+    this.log.info(
+      { jid: state.jid, stream: state.id, resent: state.acked + state.unacked.length - acked },
+      'resumed',
+    );
+    this.sendRaw(xml('resumed', { xmlns: NS_SM, previd, h: String(state.handled) }));
+    for (const stanza of state.unacked.slice(acked - state.acked)) this.write(stanza);
+    sm.resent();
+    const backlog = this.resumeBacklog;
+    this.resumeBacklog = undefined;
+    for (const pending of backlog) pending.resolve(sm.send(pending.xml, (stanza) => this.write(stanza)));
+    if (previous.sessionId !== sessionId) {
+      void delivery
+        .deliver(
+          { edgeId: previous.edgeId, sessionId: previous.sessionId, jid: state.jid },
+          { kind: 'close', condition: 'conflict', text: 'The stream was resumed by another connection' },
+        )
+        .catch(() => undefined);
+    }
+  }
+
   // --- output ------------------------------------------------------------------------------------------
 
+  /** Sends a stanza the edge itself answers (counted and queued when the stream is managed), or a nonza. */
   private send(el: Element): void {
+    if (this.sm !== undefined && STANZA_NAMES.has(el.name)) {
+      void this.sm.send(el.toString(), (stanza) => this.write(stanza));
+      return;
+    }
+    this.sendRaw(el);
+  }
+
+  /** Writes an element as is: nonzas, and stanzas before stream management. */
+  private sendRaw(el: Element): void {
     if (this.transport.framing === 'framed' && STANZA_NAMES.has(el.name) && el.attrs.xmlns === undefined) {
       el.attrs.xmlns = NS_CLIENT;
     }
     this.transport.send(el.toString());
+  }
+
+  /** Writes a serialized stanza. */
+  private write(stanza: string): void {
+    this.transport.send(this.transport.framing === 'framed' ? withClientNamespace(stanza) : stanza);
   }
 }
 

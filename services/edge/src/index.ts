@@ -161,6 +161,9 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       delivery.address,
       config.cluster.leaseSeconds * 1000,
       log,
+      async () => {
+        await Promise.all([...streams].map((stream) => stream.restore()));
+      },
     );
   } catch (err) {
     await delivery.close();

@@ -7,13 +7,18 @@ export interface LeaseHeartbeat {
   stop(dropLease: boolean): Promise<void>;
 }
 
-/** Renews the lease now (failing if the registry is unreachable) and then every third of `ttlMs`. */
+/**
+ * Renews the lease now (failing if the registry is unreachable) and then every third of `ttlMs`. A renewal
+ * that finds no lease to extend means the registry lost this edge (restarted empty, or swept it while it
+ * could not renew): `onLost` then puts the edge's sessions back.
+ */
 export async function startLeaseHeartbeat(
   registry: SessionRegistry,
   edgeId: string,
   address: string,
   ttlMs: number,
   log: Logger,
+  onLost: () => Promise<void> = () => Promise.resolve(),
 ): Promise<LeaseHeartbeat> {
   await registry.renewLease(edgeId, address, ttlMs);
   let inFlight: Promise<void> | undefined;
@@ -21,6 +26,11 @@ export async function startLeaseHeartbeat(
     () => {
       inFlight ??= registry
         .renewLease(edgeId, address, ttlMs)
+        .then(async (existed) => {
+          if (existed) return;
+          log.warn({ edgeId }, 'the registry had lost this edge; restoring its sessions');
+          await onLost();
+        })
         .catch((err: unknown) =>
           log.error({ err }, 'lease renewal failed; sessions will be swept if it stays down'),
         )

@@ -12,6 +12,7 @@ import {
   xml,
   type Element,
 } from '@starling/xmpp';
+import { NS_SM } from './stream-management.ts';
 
 export interface Caps {
   readonly node: string;
@@ -60,10 +61,15 @@ export function preAuthFeatures(offer: PreAuthOffer, framed: boolean): Element {
 }
 
 /** Features after authentication (RFC 6120 §7, RFC 3921 §3 legacy session, RFC 6121 roster extras). */
-export function postAuthFeatures(caps: Caps | undefined, framed: boolean): Element {
+export function postAuthFeatures(
+  caps: Caps | undefined,
+  framed: boolean,
+  streamManagement: boolean,
+): Element {
   return featuresElement(
     framed,
     xml('bind', { xmlns: NS_BIND }),
+    streamManagement ? xml('sm', { xmlns: NS_SM }) : undefined,
     xml('session', { xmlns: NS_SESSION }, xml('optional')),
     xml('ver', { xmlns: NS_ROSTER_VER }),
     xml('sub', { xmlns: NS_PRE_APPROVAL }),

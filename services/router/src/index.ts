@@ -38,7 +38,7 @@ export async function startRouter(deps: RoleDeps): Promise<RoleHandle> {
       log.warn({ id: envelope.id, from: envelope.from }, 'envelope with an invalid sender dropped');
       return;
     }
-    if (stanza.name === 'presence') {
+    if (stanza.name === 'presence' && envelope.dir !== 'unacked') {
       await deps.bus.publish(TOPIC_PRESENCE, record.key, record.value, record.headers);
       return;
     }
@@ -59,6 +59,7 @@ export async function startRouter(deps: RoleDeps): Promise<RoleHandle> {
     };
     try {
       if (envelope.dir === 'in') await routing.route(stanza);
+      else if (envelope.dir === 'unacked') await routing.reroute(stanza);
       else await handle(stanza, from, reply, { edgeId, sessionId });
     } catch (err) {
       log.error({ err, stanza: envelope.xml }, 'stanza handling failed');

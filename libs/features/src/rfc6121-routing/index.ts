@@ -72,11 +72,26 @@ export function createRouting(deps: {
   const serverJid = Jid.of('', domain);
   const log = deps.log.child({ component: 'routing' });
 
-  function deliverXml(session: DeliveryTarget, xml: string): Promise<boolean> {
-    return deps.delivery.deliver(
-      { edgeId: session.edgeId, sessionId: session.sessionId, jid: session.jid },
-      { kind: 'stanza', xml },
-    );
+  /**
+   * Hands a stanza to a session's edge. A stream-managed session that has no live connection (detached,
+   * or its edge died) takes it into its XEP-0198 queue, to be sent when the stream is resumed; one that
+   * was just resumed elsewhere gets it there.
+   */
+  async function deliverXml(
+    session: DeliveryTarget & { readonly stream?: string },
+    xml: string,
+    followResumption = true,
+  ): Promise<boolean> {
+    const target = { edgeId: session.edgeId, sessionId: session.sessionId, jid: session.jid };
+    if (await deps.delivery.deliver(target, { kind: 'stanza', xml })) return true;
+    if (session.stream === undefined) return false;
+    if ((await deps.registry.streamPush(session.jid, session.stream, session.sessionId, xml)) !== undefined) {
+      return true;
+    }
+    if (!followResumption) return false;
+    const current = await deps.registry.get(session.jid);
+    if (current === undefined || current.sessionId === session.sessionId) return false;
+    return deliverXml(current, xml, false);
   }
 
   async function accountExists(username: string): Promise<boolean> {
@@ -191,7 +206,8 @@ export function createRouting(deps: {
     }
   }
 
-  async function route(stanza: Element): Promise<void> {
+  /** `inbound` false: the stanza had its inbound processing (archiving, blocking) when first routed. */
+  async function route(stanza: Element, inbound = true): Promise<void> {
     const to = parseAddress(attr(stanza, 'to'));
     if (to === undefined) {
       log.warn({ stanza: stanza.toString() }, 'routed stanza without a valid address dropped');
@@ -204,7 +220,7 @@ export function createRouting(deps: {
     // The server's own address: the router host answers IQs; messages and presence end here.
     if (to.local === '') return;
     const from = parseAddress(attr(stanza, 'from')) ?? serverJid;
-    if ((await deps.hooks.run('stanza-inbound', { stanza, from, to })) === 'handled') return;
+    if (inbound && (await deps.hooks.run('stanza-inbound', { stanza, from, to })) === 'handled') return;
     const sessions = await deps.registry.resources(to.bare().toString());
     const xml = stanza.toString();
     if (to.isBare) await toBare(stanza, to, sessions, xml);
@@ -212,7 +228,8 @@ export function createRouting(deps: {
   }
 
   return {
-    route,
+    route: (stanza) => route(stanza),
+    reroute: (stanza) => route(stanza, false),
     deliver: (session, stanza) => deliverXml(session, stanza.toString()),
     async close(session, condition) {
       await deps.delivery.deliver(

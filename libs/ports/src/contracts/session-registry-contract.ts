@@ -184,7 +184,7 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
     it('renews an edge lease and reports it expired only after its time ran out', async () => {
       const registry = await newRegistry();
       const edge = unique('edge');
-      await registry.renewLease(edge, '127.0.0.1:7001', 60_000);
+      expect(await registry.renewLease(edge, '127.0.0.1:7001', 60_000)).toBe(false);
       const lease = await registry.lease(edge);
       expect(lease?.address).toBe('127.0.0.1:7001');
       expect(lease?.expiresAt).toBeGreaterThan(Date.now() + 30_000);
@@ -193,12 +193,15 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
       await registry.renewLease(edge, '127.0.0.1:7001', 50);
       await waitFor(async () => (await registry.expiredEdges()).includes(edge), 5000, 'the lease to expire');
       // A heartbeat that comes late still revives the edge.
-      await registry.renewLease(edge, '127.0.0.1:7002', 60_000);
+      expect(await registry.renewLease(edge, '127.0.0.1:7002', 60_000)).toBe(true);
       expect(await registry.expiredEdges()).not.toContain(edge);
       expect((await registry.lease(edge))?.address).toBe('127.0.0.1:7002');
 
       await registry.dropEdge(edge);
       expect(await registry.lease(edge)).toBeUndefined();
+      // A lease that is gone (dropped, or lost with the registry) is created again, and says so.
+      expect(await registry.renewLease(edge, '127.0.0.1:7002', 60_000)).toBe(false);
+      await registry.dropEdge(edge);
       expect(await registry.expiredEdges()).not.toContain(edge);
     });
 
@@ -226,6 +229,24 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
       expect(await registry.sessionsOfEdge(unique('edge-none'))).toEqual([]);
     });
 
+    it('restores a record only while its full JID is free', async () => {
+      const registry = await newRegistry();
+      const bare = `${unique('portia')}@example.com`;
+      const edge = unique('edge');
+      const record: SessionRecord = {
+        ...session(`${bare}/a`, unique('s'), edge),
+        available: true,
+        priority: 2,
+      };
+      expect(await registry.restore(record)).toBe(true);
+      expect(await registry.get(record.jid)).toEqual(record);
+      expect((await registry.sessionsOfEdge(edge)).map((r) => r.sessionId)).toEqual([record.sessionId]);
+      const other = session(record.jid, unique('s'), unique('edge'));
+      expect(await registry.restore(other)).toBe(false);
+      expect((await registry.get(record.jid))?.sessionId).toBe(record.sessionId);
+      expect(await registry.sessionsOfEdge(other.edgeId)).toEqual([]);
+    });
+
     describe('XEP-0198 stream state', () => {
       async function managed(
         registry: SessionRegistry,
@@ -238,6 +259,20 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
         expect(await registry.openStream(record.jid, record.sessionId, id, timeoutMs)).toBe(true);
         return { record, id, bare };
       }
+
+      it('opens counting from given counts, for a stream an edge restores', async () => {
+        const registry = await newRegistry();
+        const bare = `${unique('nerissa')}@example.com`;
+        const record = session(`${bare}/x`, unique('s'), unique('edge'));
+        await registry.bind(record);
+        const id = unique('sm');
+        expect(
+          await registry.openStream(record.jid, record.sessionId, id, 60_000, { handled: 7, acked: 4 }),
+        ).toBe(true);
+        expect(await registry.streamPush(record.jid, id, record.sessionId, '<message/>')).toBe(5);
+        const resumed = await registry.resumeStream(bare, id, unique('s'), unique('edge'));
+        expect(resumed?.state).toMatchObject({ handled: 7, acked: 4 });
+      });
 
       it('opens only for the session bound to the JID, and marks its record', async () => {
         const registry = await newRegistry();
@@ -261,6 +296,9 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
         // An older h than the last one changes nothing.
         expect(await registry.streamAck(jid, id, sessionId, 0)).toEqual({ ok: true, sent: 3 });
         expect(await registry.streamPush(jid, id, sessionId, '<message id="4"/>')).toBe(4);
+        // The same stanza again (a retried delivery), even after it was acknowledged: taken once.
+        expect(await registry.streamPush(jid, id, sessionId, '<message id="4"/>')).toBe(0);
+        expect(await registry.streamPush(jid, id, sessionId, '<message id="1"/>')).toBe(0);
         expect(await registry.streamHandled(jid, id, sessionId, 5)).toBe(true);
         expect(await registry.streamHandled(jid, id, sessionId, 2)).toBe(true);
 
