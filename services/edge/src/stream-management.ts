@@ -7,7 +7,7 @@ export const NS_SM = 'urn:xmpp:sm:3';
 /** Ask the client for an acknowledgement once this many stanzas wait for one... */
 const REQUEST_AFTER_STANZAS = 5;
 /** ...or this long after the first unacknowledged one. */
-const REQUEST_AFTER_MS = 1000;
+const REQUEST_AFTER_MS = 200;
 /** Wait before writing the handled count again after the registry failed. */
 const STORE_RETRY_MS = 500;
 /** Refusals in a row after which a stream stops putting its state back (the registry keeps losing it). */
