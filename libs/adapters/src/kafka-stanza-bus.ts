@@ -48,6 +48,8 @@ export interface KafkaStanzaBusOptions {
   readonly closeTimeoutMs?: number;
   /** Attempts after the first failed produce request before a publish rejects. Default 10. */
   readonly publishRetries?: number;
+  /** Longest wait for the broker's answer to one publish batch before it is refused (default 45 s). */
+  readonly publishTimeoutMs?: number;
   /** TLS to the brokers, as kafkajs takes it. */
   readonly ssl?: KafkaConfig['ssl'];
   /** SASL authentication to the brokers, as kafkajs takes it. */
@@ -68,6 +70,8 @@ const RECORDS_PER_TURN = 256;
 const MAX_WAIT_MS = 500;
 // kafkajs backs off up to 30 s by default; a bus must be back soon after its broker is.
 const RETRY = { retries: 10, initialRetryTime: 100, maxRetryTime: 3_000 } as const;
+/** Past kafkajs's own retries of a send (about 20 s with RETRY) and a request timeout or two. */
+const PUBLISH_TIMEOUT_MS = 45_000;
 const REVIVE_AFTER_MS = 1_000;
 /** `messaging.system` of this bus's spans. */
 const SYSTEM = 'kafka';
@@ -521,6 +525,7 @@ export class KafkaStanzaBus implements StanzaBus {
   readonly #onError: (err: unknown, record: BusRecord) => void;
   readonly #group: GroupSettings;
   readonly #publishRetries: number;
+  readonly #publishTimeout: number;
   readonly #topics = new Map<string, Promise<void>>();
   readonly #subscriptions = new Set<KafkaSubscription>();
   readonly #queue: Pending[] = [];
@@ -548,6 +553,10 @@ export class KafkaStanzaBus implements StanzaBus {
     }
     // kafkajs refuses an idempotent producer without retries.
     this.#publishRetries = positiveInteger(options.publishRetries ?? RETRY.retries, 'publishRetries');
+    this.#publishTimeout = positiveInteger(
+      options.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS,
+      'publishTimeoutMs',
+    );
     this.#options = options;
     this.#log = options.log ?? defaultLog;
     this.#onError =
@@ -786,10 +795,18 @@ export class KafkaStanzaBus implements StanzaBus {
     const producing = this.#connectedProducer();
     try {
       const producer = await producing;
-      await producer.sendBatch({
+      const sending = producer.sendBatch({
         acks: -1,
         topicMessages: ready.map(([topic, list]) => ({ topic, messages: list.map((p) => p.message) })),
       });
+      // kafkajs bounds each request, yet a producer caught in a broker restart has been seen never to
+      // settle a send: every publish of the process would wait behind it. Past the bound the producer is
+      // replaced and the batch refused, so publishers answer errors instead of hanging.
+      sending.catch(() => undefined);
+      if (!(await settleWithin(sending, this.#publishTimeout))) {
+        throw new Error(`kafka: no answer to a publish within ${this.#publishTimeout} ms`);
+      }
+      await sending;
     } catch (err) {
       this.#discardProducer(producing);
       this.#log('warn', 'publish failed', { error: String(err) });
