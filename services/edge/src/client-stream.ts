@@ -806,25 +806,6 @@ export class ClientStream implements LocalSession {
     }
     const { state, previous } = resumed;
     this.claimedJid = state.jid;
-    let acked = state.acked;
-    if (h > state.acked) {
-      const result = await registry.streamAck(state.jid, state.id, sessionId, h);
-      if (result?.ok !== true) {
-        this.session = { jid: Jid.parse(state.jid), bare, record };
-        sessionsGauge.inc();
-        this.sm = new ManagedStream({
-          registry,
-          id: state.id,
-          resumable: true,
-          timeoutMs: state.timeoutMs,
-          jid: state.jid,
-          sessionId,
-          io: this.managedIo(),
-        });
-        return this.managedIo().tooHigh(h, state.acked + state.unacked.length);
-      }
-      acked = h;
-    }
     const sm = new ManagedStream({
       registry,
       id: state.id,
@@ -834,12 +815,20 @@ export class ClientStream implements LocalSession {
       sessionId,
       io: this.managedIo(),
       handled: state.handled,
-      acked,
+      acked: state.acked,
       sent: state.acked + state.unacked.length,
     });
     this.session = { jid: Jid.parse(state.jid), bare, record };
     this.sm = sm;
     sessionsGauge.inc();
+    // The client's h drops what it had; an h above what was sent ends the stream (XEP-0198 §4).
+    if (h > state.acked) await sm.ack(h);
+    if (this.closing) {
+      for (const pending of this.resumeBacklog) pending.resolve(false);
+      this.resumeBacklog = undefined;
+      return;
+    }
+    const acked = Math.max(h, state.acked);
     this.log.info(
       { jid: state.jid, stream: state.id, resent: state.acked + state.unacked.length - acked },
       'resumed',
