@@ -1,12 +1,43 @@
-// Test runner: unit tests beside the code, contract suites in libs/ports, conformance scenarios in test/.
+// Test runner: unit tests beside the code, contract suites in libs/ports, conformance scenarios in test/,
+// and the conformance scenarios once more against the cluster shape.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['libs/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
     reporters: ['default', './test/summary-reporter.ts'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'embedded',
+          include: [
+            'libs/*/src/**/*.test.ts',
+            'services/*/src/**/*.test.ts',
+            'test/**/*.test.ts',
+            'deploy/local/**/*.test.ts',
+          ],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // Two edges, two routers, presence and archive as processes on one Kafka, Redis and PostgreSQL
+        // (started once by the globalSetup). The files share the broker's topic names, so they run one
+        // at a time in one worker, after everything else.
+        extends: true,
+        test: {
+          name: 'cluster',
+          include: ['test/conformance/**/*.test.ts'],
+          env: { STARLING_TEST_SHAPE: 'cluster' },
+          globalSetup: ['./test/harness/cluster-backends.ts'],
+          poolOptions: { forks: { singleFork: true } },
+          // A file's beforeAll starts six role processes and waits until they work together.
+          hookTimeout: 180_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

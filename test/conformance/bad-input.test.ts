@@ -1,8 +1,6 @@
 // RFC 6120 §4.9, §11 and §13: hostile or broken input ends in the standard error, and the server and
 // every other session go on as before.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { defineFeature } from '@starling/core';
-import { StanzaError } from '@starling/xmpp';
 import {
   RawClient,
   connect,
@@ -12,29 +10,13 @@ import {
   type TestClient,
   type TestServer,
 } from '../harness/index.ts';
-
-const NS_EXPLODE = 'urn:test:explode';
-
-// A handler that fails unexpectedly, to show the failure stays inside one stanza.
-const explode = defineFeature({
-  id: 'test-explode',
-  spec: { title: 'fault injection for tests' },
-  roles: ['router'],
-  setup({ iq }) {
-    iq.onGet(NS_EXPLODE, 'boom', () => {
-      throw new TypeError('boom');
-    });
-    iq.onGet(NS_EXPLODE, 'refuse', () => {
-      throw new StanzaError('not-allowed');
-    });
-  },
-});
+import { NS_EXPLODE } from './fault-injection.ts';
 
 let server: TestServer;
 let bystander: TestClient;
 
 beforeAll(async () => {
-  server = await startTestServer({}, [explode]);
+  server = await startTestServer({}, new URL('./fault-injection.ts', import.meta.url));
   for (const name of ['mallory', 'alice', 'bob']) await server.addUser(name, `${name}-secret`);
   bystander = await connect(server, { username: 'alice', password: 'alice-secret', resource: 'bystander' });
 });

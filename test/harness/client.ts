@@ -4,6 +4,7 @@ import { client as xmppClient, type XmppClient } from '@xmpp/client';
 import { WebSocket as WsWebSocket } from 'ws';
 import { parseTrusted, type Element } from '@starling/xmpp';
 import type { TestServer } from './server.ts';
+import { TEST_SHAPE } from './shape.ts';
 
 // The test server's certificate is self-signed and @xmpp/client offers no way to pin it.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -16,6 +17,11 @@ export type Match = (el: Element) => boolean;
 
 const DEFAULT_TIMEOUT = 5000;
 const CONNECT_TIMEOUT = 15_000;
+/**
+ * How long `expectNothing` watches by default. In the cluster shape a stanza that should not come would
+ * take its way through Kafka and another process or two, so the quiet period is longer there.
+ */
+const QUIET_MS = TEST_SHAPE === 'cluster' ? 1000 : 300;
 
 export class TestClient {
   readonly jid: string;
@@ -102,10 +108,23 @@ export class TestClient {
    * Waits `ms` and fails if a matching stanza arrived meanwhile. Only for asserting that something is
    * NOT delivered, where there is no event to wait for.
    */
-  async expectNothing(match: Match, ms = 300): Promise<void> {
+  async expectNothing(match: Match, ms = QUIET_MS): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));
     const found = this.inbox.find(match);
     if (found) throw new Error(`${this.jid}: unexpected stanza ${found.toString()}`);
+  }
+
+  /** Sends through the library's stanza pipeline, so its XEP-0198 layer counts and queues the stanza. */
+  async sendCounted(xml: string): Promise<void> {
+    const el = parseTrusted(xml);
+    el.attrs.xmlns ??= 'jabber:client';
+    await this.xmpp.send(el);
+  }
+
+  /** The library's XEP-0198 state (enabled when the server offered stream management). */
+  streamManagement(): { enabled: boolean; id: string; outbound: number; inbound: number } {
+    const { enabled, id, outbound, inbound } = this.xmpp.streamManagement;
+    return { enabled, id, outbound, inbound };
   }
 
   async stop(): Promise<void> {
@@ -135,11 +154,18 @@ export function serviceUrl(server: ClientEndpoint, transport: Transport): string
   }
 }
 
-/** Connects, authenticates and binds with @xmpp/client. */
-export async function connect(server: ClientEndpoint, options: ConnectOptions): Promise<TestClient> {
+/**
+ * Connects, authenticates and binds with @xmpp/client: to `server`'s next edge when it is a test server
+ * (in the cluster shape the sessions of a scenario take the edges in turn), else to that endpoint.
+ */
+export async function connect(
+  server: ClientEndpoint | TestServer,
+  options: ConnectOptions,
+): Promise<TestClient> {
+  const endpoint = 'nextEdge' in server ? server.nextEdge() : server;
   const xmpp = xmppClient({
-    service: serviceUrl(server, options.transport ?? 'starttls'),
-    domain: server.domain,
+    service: serviceUrl(endpoint, options.transport ?? 'starttls'),
+    domain: endpoint.domain,
     // The library waits 2 s for each stream open; a loaded 2-core CI machine running TLS handshakes for
     // several test files at once can take longer than that without anything being wrong.
     timeout: CONNECT_TIMEOUT,

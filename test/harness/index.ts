@@ -2,3 +2,4 @@
 export * from './client.ts';
 export * from './raw-client.ts';
 export * from './server.ts';
+export * from './shape.ts';

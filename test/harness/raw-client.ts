@@ -2,6 +2,7 @@
 // exact bytes and reads the server's exact output.
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { ClientEndpoint } from './client.ts';
 import type { TestServer } from './server.ts';
 
 const DEFAULT_TIMEOUT = 5000;
@@ -39,13 +40,18 @@ export class RawClient {
     for (const listener of this.listeners) listener();
   }
 
-  static async connect(server: TestServer, port: 'c2s' | 'directTls' = 'c2s'): Promise<RawClient> {
+  /** Connects to `edge`, by default the server's next edge (see `TestServer.nextEdge`). */
+  static async connect(
+    server: TestServer,
+    port: 'c2s' | 'directTls' = 'c2s',
+    edge: ClientEndpoint = server.nextEdge(),
+  ): Promise<RawClient> {
     const socket =
       port === 'c2s'
-        ? netConnect({ host: server.host, port: server.ports.c2s })
+        ? netConnect({ host: edge.host, port: edge.ports.c2s })
         : tlsConnect({
-            host: server.host,
-            port: server.ports.directTls,
+            host: edge.host,
+            port: edge.ports.directTls,
             ca: server.cert,
             servername: server.domain,
           });
@@ -162,6 +168,26 @@ export async function rawLogin(
   password: string,
   resource = 'raw',
 ): Promise<string> {
+  await rawAuthenticate(client, server, username, password);
+  client.write(
+    `<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`,
+  );
+  const bound = await client.read('</iq>');
+  const jid = /<jid>([^<]+)<\/jid>/.exec(bound)?.[1];
+  if (jid === undefined) throw new Error(`bind failed:\n${bound}`);
+  return jid;
+}
+
+/**
+ * Opens a stream, upgrades with STARTTLS, authenticates with PLAIN and restarts the stream; returns the
+ * features offered then (where a client binds, or resumes a managed stream).
+ */
+export async function rawAuthenticate(
+  client: RawClient,
+  server: TestServer,
+  username: string,
+  password: string,
+): Promise<string> {
   client.write(streamHeader(server.domain));
   await client.read('</stream:features>');
   client.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
@@ -174,12 +200,5 @@ export async function rawLogin(
   client.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plain}</auth>`);
   await client.read('<success');
   client.write(streamHeader(server.domain));
-  await client.read('</stream:features>');
-  client.write(
-    `<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`,
-  );
-  const bound = await client.read('</iq>');
-  const jid = /<jid>([^<]+)<\/jid>/.exec(bound)?.[1];
-  if (jid === undefined) throw new Error(`bind failed:\n${bound}`);
-  return jid;
+  return client.read('</stream:features>');
 }

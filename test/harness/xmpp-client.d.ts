@@ -17,6 +17,8 @@ declare module '@xmpp/client' {
     status: string;
     reconnect: { stop(): void; delay: number };
     mechanisms: unknown[];
+    /** XEP-0198 state: `outbound` counts sent stanzas the server acknowledged, `inbound` those received. */
+    streamManagement: { enabled: boolean; id: string; outbound: number; inbound: number };
   }
 
   export function client(options: {

@@ -2,11 +2,14 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SpanKind, trace } from '@opentelemetry/api';
 import type { BusRecord, StanzaBus } from '@starling/ports';
 import { deferred, describeStanzaBusContract, unique, waitFor } from '@starling/ports/contracts';
+import { INGRESS_HEADER, inSpan } from '@starling/telemetry';
+import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startKafka, type RunningKafka } from '../../../test/infra/kafka.ts';
+import { startKafka, type RunningKafka } from '../../../deploy/local/kafka.ts';
 import { KafkaStanzaBus, type KafkaBusLog, type KafkaStanzaBusOptions } from './kafka-stanza-bus.ts';
 
 const quiet: KafkaBusLog = () => undefined;
@@ -328,4 +331,80 @@ describe('KafkaStanzaBus', () => {
       expect(order).toEqual([...Array(rounds + 1).keys()]);
     }
   }, 60_000);
+});
+
+describe('KafkaStanzaBus traces', () => {
+  let recorder: SpanRecorder | undefined;
+
+  beforeAll(async () => {
+    recorder = await recordSpans();
+  });
+
+  afterAll(async () => {
+    await recorder?.stop();
+  });
+
+  it('continues the publishing trace in the consumer, through W3C trace context and an ingress time in the headers', async () => {
+    const spans = recorder!;
+    const bus = await KafkaStanzaBus.create({
+      brokers: broker().brokers,
+      clientId: unique('bus'),
+      log: quiet,
+    });
+    try {
+      const topic = unique('t');
+      const group = unique('g');
+      const got = deferred<{ record: BusRecord; spanId: string | undefined }>();
+      await bus.subscribe(topic, group, (record) => {
+        got.resolve({ record, spanId: trace.getActiveSpan()?.spanContext().spanId });
+        return Promise.resolve();
+      });
+      const before = Date.now();
+      await inSpan('ingress', {}, () => bus.publish(topic, 'juliet@example.com', '<message/>'));
+      const { record, spanId } = await within(got.promise, 20_000, 'the record');
+      const name = `process ${topic}`;
+      await waitFor(
+        async () => (await spans.spans()).some((s) => s.name === name),
+        5_000,
+        'the consumer span',
+      );
+
+      const ingress = await spans.one('ingress');
+      const send = await spans.one(`send ${topic}`);
+      const process = await spans.one(name);
+      const traceId = ingress.spanContext().traceId;
+      expect(send.kind).toBe(SpanKind.PRODUCER);
+      expect(send.spanContext().traceId).toBe(traceId);
+      expect(send.parentSpanContext?.spanId).toBe(ingress.spanContext().spanId);
+      expect(send.attributes).toEqual({
+        'messaging.system': 'kafka',
+        'messaging.operation.type': 'send',
+        'messaging.operation.name': 'send',
+        'messaging.destination.name': topic,
+        'messaging.message.body.size': 10,
+      });
+      expect(process.kind).toBe(SpanKind.CONSUMER);
+      expect(process.spanContext().traceId).toBe(traceId);
+      expect(process.parentSpanContext?.spanId).toBe(send.spanContext().spanId);
+      expect(process.attributes).toEqual({
+        'messaging.system': 'kafka',
+        'messaging.operation.type': 'process',
+        'messaging.operation.name': 'process',
+        'messaging.destination.name': topic,
+        'messaging.consumer.group.name': group,
+        'messaging.destination.partition.id': expect.stringMatching(/^\d+$/) as unknown,
+        'messaging.kafka.offset': 0,
+      });
+      // The key is a bare JID: personal data stays out of spans.
+      expect(JSON.stringify([send.attributes, process.attributes])).not.toContain('@');
+
+      expect(spanId).toBe(process.spanContext().spanId);
+      expect(record.headers['traceparent']).toBe(`00-${traceId}-${send.spanContext().spanId}-01`);
+      const ingressTime = Number(record.headers[INGRESS_HEADER]);
+      expect(ingressTime).toBeGreaterThanOrEqual(before);
+      expect(ingressTime).toBeLessThanOrEqual(Date.now());
+    } finally {
+      await bus.close();
+    }
+  });
 });

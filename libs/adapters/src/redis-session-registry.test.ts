@@ -8,7 +8,7 @@ import {
   startRedisCluster,
   type RunningRedis,
   type RunningRedisCluster,
-} from '../../../test/infra/redis.ts';
+} from '../../../deploy/local/redis.ts';
 import { RedisSessionRegistry } from './redis-session-registry.ts';
 
 let redis: RunningRedis;

@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { Account, RosterItem, Store } from '@starling/ports';
 import { describeStoreContract, unique, waitFor } from '@starling/ports/contracts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, startPostgres, type RunningPostgres } from '../../../test/infra/postgres.ts';
+import { createDatabase, startPostgres, type RunningPostgres } from '../../../deploy/local/postgres.ts';
 import { migrateToLatest } from './migrations.ts';
 import { openPostgresStore } from './postgres-store.ts';
 import type { Database } from './schema.ts';

@@ -1,4 +1,4 @@
-// Test infrastructure: the throwaway PostgreSQL server starts private and durable, and never outlives its tests.
+// Local infrastructure: the throwaway PostgreSQL server starts private and durable, and never outlives its tests.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

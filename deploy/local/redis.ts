@@ -1,4 +1,4 @@
-// Test infrastructure: real redis-server processes (one node, or a Redis Cluster) on loopback, for tests and drills.
+// Local infrastructure: real redis-server processes (one node, or a Redis Cluster) on loopback, for tests and drills.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Redis } from 'ioredis';
+import { onProcessEnd } from './process-end.ts';
 
 const HOST = '127.0.0.1';
 /** Bounds every wait here: a healthy redis-server starts in milliseconds. */
@@ -58,14 +59,7 @@ function installExitHook(): void {
     for (const root of roots) rmSync(root, { recursive: true, force: true });
     roots.clear();
   };
-  process.on('exit', killAll);
-  // A signal would end the process without 'exit' handlers; clean up, then die of the same signal.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      killAll();
-      process.kill(process.pid, signal);
-    });
-  }
+  onProcessEnd(killAll);
 }
 
 function executable(path: string): boolean {
@@ -174,7 +168,8 @@ async function spawnNode(
       dir,
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // Its own process group: Ctrl-C on a terminal reaches only the program that started it.
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   const log = createWriteStream(join(dir, 'redis.log'));
   child.stdout.pipe(log, { end: false });

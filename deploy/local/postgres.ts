@@ -1,4 +1,4 @@
-// Test infrastructure: a throwaway PostgreSQL server (initdb + postgres, loopback only) for the cluster store's tests.
+// Local infrastructure: a throwaway PostgreSQL server (initdb + postgres, loopback only) for tests and `npm run cluster`.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { access, chown, constants, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -6,6 +6,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
+import { onProcessEnd } from './process-end.ts';
 
 /** A PostgreSQL server started by `startPostgres`, with a database `starling` and trust auth on loopback. */
 export interface RunningPostgres {
@@ -244,21 +245,12 @@ function killAllNow(): void {
   started.clear();
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 let handlersInstalled = false;
-
-function onSignal(signal: NodeJS.Signals): void {
-  killAllNow();
-  for (const s of SIGNALS) process.removeListener(s, onSignal);
-  // Without other listeners the signal's default action (ending the process) must still happen.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
 
 function installExitHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
-  process.on('exit', killAllNow);
-  for (const s of SIGNALS) process.on(s, onSignal);
+  onProcessEnd(killAllNow);
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -317,6 +309,8 @@ async function launch(
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: Ctrl-C on a terminal reaches only the program that started it.
+    detached: true,
     ...(account ?? {}),
   });
   const { pid } = child;

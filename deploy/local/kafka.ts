@@ -1,4 +1,4 @@
-// Test infrastructure: a real single-node Apache Kafka 4.1 broker (KRaft) for the cluster shape's tests.
+// Local infrastructure: a real single-node Apache Kafka 4.1 broker (KRaft) for tests and `npm run cluster`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -17,6 +17,7 @@ import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { onProcessEnd } from './process-end.ts';
 
 /** The Kafka release the cluster shape is tested against. */
 export const KAFKA_VERSION = '4.1.2';
@@ -331,7 +332,7 @@ let exitHandlerInstalled = false;
 function installExitHandler(): void {
   if (exitHandlerInstalled) return;
   exitHandlerInstalled = true;
-  process.on('exit', () => {
+  onProcessEnd(() => {
     for (const entry of live) {
       for (const proc of [entry.launched?.child, entry.launched?.watchdog]) {
         try {
@@ -350,7 +351,9 @@ function launch(classpath: string, dir: string): Launched {
   const child = spawn(
     javaCommand(),
     [...jvmOptions(dir, '512m'), '-cp', classpath, 'kafka.Kafka', join(dir, 'server.properties')],
-    { cwd: dir, stdio: ['ignore', out, out] },
+    // Its own process group: Ctrl-C on a terminal reaches only the program that started it, which stops
+    // the broker after the roles that use it.
+    { cwd: dir, stdio: ['ignore', out, out], detached: true },
   );
   closeSync(out);
   const exited = new Promise<void>((resolve) => {
@@ -372,7 +375,7 @@ function launch(classpath: string, dir: string): Launched {
       String(pid),
       dir,
     ],
-    { stdio: ['pipe', 'ignore', 'ignore'] },
+    { stdio: ['pipe', 'ignore', 'ignore'], detached: true },
   );
   watchdog.unref();
   (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
