@@ -427,7 +427,7 @@ export class RedisSessionRegistry implements SessionRegistry {
    */
   async bind(record: SessionRecord): Promise<SessionRecord | undefined> {
     const bare = bareOf(record.jid);
-    const { token, args } = await this.#indexed(record);
+    const { args } = await this.#indexed(record);
     const replaced = fromValues(record.jid, await this.#run(SCRIPTS.bind, [this.sessionsKey(bare)], args));
     if (replaced) await this.#forget(replaced);
     return replaced?.record;

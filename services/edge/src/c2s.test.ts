@@ -597,7 +597,7 @@ describe('a registry that lost its data', () => {
       available: true,
       priority: 3,
       interested: true,
-      stream: enabled.attrs.id,
+      stream: String(enabled.attrs.id),
     });
     expect(restored?.presence).toContain('<status>here</status>');
     // The stream goes on: what is delivered now is queued under the restored state.

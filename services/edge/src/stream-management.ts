@@ -151,7 +151,7 @@ export class ManagedStream {
       // Already queued (the router retried a delivery whose answer it missed): written then, or it will be.
       if (number === 0) return true;
       this.sent = number;
-      if (this.ended) return true; // queued: a resumption or the end of the stream takes it from here
+      if (this.hasEnded()) return true; // queued: a resumption or the end of the stream takes it from here
       write(stanza);
       this.scheduleRequest();
       return true;
@@ -178,6 +178,11 @@ export class ManagedStream {
     await this.outbound;
     // Each pass waits for a running write; `store` starts the next one only if there is more to write.
     while (this.storing !== undefined) await this.storing;
+  }
+
+  /** A method, so that a check after an await is not narrowed away by one before it. */
+  private hasEnded(): boolean {
+    return this.ended;
   }
 
   end(): void {
