@@ -61,7 +61,8 @@ export class ManagedStream {
   private readonly done = new Set<number>();
   private stored: number;
   private storing: Promise<void> | undefined;
-  private readonly ackWaiters: { readonly h: number; readonly resolve: () => void }[] = [];
+  /** `<r/>`s waiting for the handled count to be stored: how many asked, per count (one entry each). */
+  private readonly ackWaiters: { readonly h: number; asked: number }[] = [];
   /** Stanzas queued for the client so far (acked + queue length), and the client's last `h`. */
   private sent: number;
   private acked: number;
@@ -82,8 +83,6 @@ export class ManagedStream {
     handled?: number;
     acked?: number;
     sent?: number;
-    /** Outbound writes wait for this (a resumption's backlog). */
-    after?: Promise<unknown>;
   }) {
     this.registry = options.registry;
     this.id = options.id;
@@ -95,7 +94,7 @@ export class ManagedStream {
     this.received = this.handled = this.stored = options.handled ?? 0;
     this.acked = options.acked ?? 0;
     this.sent = options.sent ?? this.acked;
-    this.outbound = options.after ?? Promise.resolve();
+    this.outbound = Promise.resolve();
   }
 
   /** The number of the last stanza from the client. */
@@ -119,11 +118,15 @@ export class ManagedStream {
   /** `<r/>`: answers `<a/>` once everything received so far is handled and its count stored. */
   requestAck(): void {
     const h = this.received;
-    const answer = (): void => {
-      if (!this.ended) this.io.write(xml('a', { xmlns: NS_SM, h: String(h) }));
-    };
-    if (this.stored >= h) answer();
-    else this.ackWaiters.push({ h, resolve: answer });
+    if (this.stored >= h) return this.answer(h, 1);
+    const last = this.ackWaiters[this.ackWaiters.length - 1];
+    if (last?.h === h) last.asked += 1;
+    else this.ackWaiters.push({ h, asked: 1 });
+  }
+
+  private answer(h: number, times: number): void {
+    if (this.ended) return;
+    for (let i = 0; i < times; i++) this.io.write(xml('a', { xmlns: NS_SM, h: String(h) }));
   }
 
   /** `<a h/>` from the client. */
@@ -139,25 +142,31 @@ export class ManagedStream {
     this.scheduleRequest();
   }
 
-  /** Queues a stanza in the registry, then writes it; false if this stream no longer holds the state. */
+  /**
+   * Queues a stanza in the registry, then writes it; false if this stream no longer holds the state or the
+   * registry could not take it (the caller falls back: a router to its own queueing or offline storage).
+   * Never rejects.
+   */
   send(stanza: string, write: (stanza: string) => void): Promise<boolean> {
-    const result = this.outbound.then(async () => {
-      if (this.ended) return false;
-      let number = await this.registry.streamPush(this.jid, this.id, this.sessionId, stanza);
-      if (number === undefined && !(await this.io.lost())) {
-        number = await this.registry.streamPush(this.jid, this.id, this.sessionId, stanza);
-      }
-      if (number === undefined) return false;
-      // Already queued (the router retried a delivery whose answer it missed): written then, or it will be.
-      if (number === 0) return true;
-      this.sent = number;
-      if (this.hasEnded()) return true; // queued: a resumption or the end of the stream takes it from here
-      write(stanza);
-      this.scheduleRequest();
-      return true;
-    });
-    this.outbound = result.catch(() => undefined);
+    const result = this.outbound.then(() => this.queueAndWrite(stanza, write)).catch(() => false);
+    this.outbound = result;
     return result;
+  }
+
+  private async queueAndWrite(stanza: string, write: (stanza: string) => void): Promise<boolean> {
+    if (this.ended) return false;
+    let number = await this.registry.streamPush(this.jid, this.id, this.sessionId, stanza);
+    if (number === undefined && !(await this.io.lost())) {
+      number = await this.registry.streamPush(this.jid, this.id, this.sessionId, stanza);
+    }
+    if (number === undefined) return false;
+    // Already queued (the router retried a delivery whose answer it missed): written then, or it will be.
+    if (number === 0) return true;
+    this.sent = number;
+    if (this.hasEnded()) return true; // queued: a resumption or the end of the stream takes it from here
+    write(stanza);
+    this.scheduleRequest();
+    return true;
   }
 
   /**
@@ -241,8 +250,10 @@ export class ManagedStream {
       }
       refusals = 0;
       this.stored = h;
-      while (this.ackWaiters[0] !== undefined && this.ackWaiters[0].h <= h)
-        this.ackWaiters.shift()?.resolve();
+      for (let next = this.ackWaiters[0]; next !== undefined && next.h <= h; next = this.ackWaiters[0]) {
+        this.ackWaiters.shift();
+        this.answer(next.h, next.asked);
+      }
     }
   }
 }
