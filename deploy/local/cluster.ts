@@ -101,6 +101,20 @@ export interface LocalCluster {
   stop(): Promise<number[]>;
 }
 
+/**
+ * Settings for a cluster under test: every port ephemeral, and logs at STARLING_TEST_LOG (default warn)
+ * so a failing test can show them.
+ */
+export function testRoleEnv(): Record<string, string> {
+  return {
+    STARLING_C2S_PORT: '0',
+    STARLING_DIRECT_TLS_PORT: '0',
+    STARLING_HTTP_PORT: '0',
+    STARLING_METRICS_PORT: '0',
+    STARLING_LOG_LEVEL: process.env.STARLING_TEST_LOG ?? 'warn',
+  };
+}
+
 /** Starts Kafka, Redis and PostgreSQL on free loopback ports. */
 export async function startBackends(): Promise<LocalBackends> {
   const started = await Promise.allSettled([startPostgres(), startRedis(), startKafka({ partitions: 8 })]);
@@ -407,9 +421,10 @@ async function warmUp(
  * consumer that restarted while the coordinator was loading leaves a member behind until its session
  * times out, and the partitions assigned to it stall until then.
  */
-async function settleGroups(
+export async function settleGroups(
   brokers: readonly string[],
   expected: Readonly<Record<string, number>>,
+  timeoutMs = WARM_UP_MS,
 ): Promise<void> {
   const admin = new Kafka({
     clientId: 'starling-local-settle',
@@ -418,7 +433,7 @@ async function settleGroups(
   }).admin();
   await admin.connect();
   try {
-    const deadline = Date.now() + WARM_UP_MS;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const { groups } = await admin.describeGroups(Object.keys(expected));
       const settled = groups.every(

@@ -2,7 +2,7 @@
 // each its own process, with users on different edges.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../harness/index.ts';
-import { startLocalCluster, type LocalCluster } from '../../deploy/local/cluster.ts';
+import { startLocalCluster, testRoleEnv, type LocalCluster } from '../../deploy/local/cluster.ts';
 
 let cluster: LocalCluster | undefined;
 
@@ -13,13 +13,7 @@ function running(): LocalCluster {
 
 beforeAll(async () => {
   cluster = await startLocalCluster({
-    env: {
-      STARLING_C2S_PORT: '0',
-      STARLING_DIRECT_TLS_PORT: '0',
-      STARLING_HTTP_PORT: '0',
-      STARLING_METRICS_PORT: '0',
-      STARLING_LOG_LEVEL: process.env.STARLING_TEST_LOG ?? 'warn',
-    },
+    env: testRoleEnv(),
   });
   for (const name of ['romeo', 'juliet', 'nurse']) await running().addUser(name, `${name}-secret`);
 }, 240_000);

@@ -18,7 +18,13 @@ import {
   TOPIC_STANZAS,
 } from '@starling/core';
 import type { Element } from '@starling/xmpp';
-import { startLocalCluster, type LocalCluster, type RoleProcess } from '../../deploy/local/cluster.ts';
+import {
+  settleGroups,
+  startLocalCluster,
+  testRoleEnv,
+  type LocalCluster,
+  type RoleProcess,
+} from '../../deploy/local/cluster.ts';
 import { startKafka, type RunningKafka } from '../../deploy/local/kafka.ts';
 import { startPostgres, type RunningPostgres } from '../../deploy/local/postgres.ts';
 import { startRedis, type RunningRedis } from '../../deploy/local/redis.ts';
@@ -93,13 +99,7 @@ beforeAll(async () => {
       postgresUrl: postgres.url,
     },
     configFile,
-    env: {
-      STARLING_C2S_PORT: '0',
-      STARLING_DIRECT_TLS_PORT: '0',
-      STARLING_HTTP_PORT: '0',
-      STARLING_METRICS_PORT: '0',
-      STARLING_LOG_LEVEL: process.env.STARLING_TEST_LOG ?? 'warn',
-    },
+    env: testRoleEnv(),
   });
 }, 240_000);
 
@@ -364,32 +364,6 @@ function liveRouters(): number {
   ).length;
 }
 
-/** Waits until every group is Stable with the expected members, each holding partitions. */
-async function settleGroups(expected: Readonly<Record<string, number>>, timeoutMs: number): Promise<void> {
-  const admin = adminClient();
-  await admin.connect();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { groups } = await admin.describeGroups(Object.keys(expected));
-      const settled = groups.every(
-        (g) =>
-          g.state === 'Stable' &&
-          g.members.length === expected[g.groupId] &&
-          g.members.every((m) => m.memberAssignment.length > 0),
-      );
-      if (settled) return;
-      if (Date.now() > deadline) {
-        const states = groups.map((g) => `${g.groupId}: ${g.state}, ${g.members.length} members`).join('; ');
-        throw new Error(`consumer groups did not settle: ${states}`);
-      }
-      await sleep(250);
-    }
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 const isMessage = (el: Element): boolean => el.name === 'message' && el.attrs.type !== 'error';
 
 describe('fault drills', () => {
@@ -518,7 +492,11 @@ describe('fault drills', () => {
     const broker = kafka;
     const started = Date.now();
     // After the router drill one router remains; its group must have taken over every partition.
-    await settleGroups({ [GROUP_ROUTER]: liveRouters(), [GROUP_PRESENCE]: 1, [GROUP_ARCHIVE]: 1 }, SETTLE_MS);
+    await settleGroups(
+      brokers(),
+      { [GROUP_ROUTER]: liveRouters(), [GROUP_PRESENCE]: 1, [GROUP_ARCHIVE]: 1 },
+      SETTLE_MS,
+    );
     const edge = endpointOf('edge-2');
     await accounts('kr-recipient', ...[0, 1, 2].map((i) => `kr-sender${i}`));
     const recipient = await login(edge, 'kr-recipient', 'inbox');

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   startBackends,
   startLocalCluster,
+  testRoleEnv,
   type LocalBackends,
   type LocalCluster,
   type RoleProcess,
@@ -33,13 +34,7 @@ async function cluster(redisUrl?: string): Promise<{ cluster: LocalCluster; serv
   if (!backends) throw new Error('the backends did not start');
   const started = await startLocalCluster({
     backends: redisUrl === undefined ? backends : { ...backends, redisUrl },
-    env: {
-      STARLING_C2S_PORT: '0',
-      STARLING_DIRECT_TLS_PORT: '0',
-      STARLING_HTTP_PORT: '0',
-      STARLING_METRICS_PORT: '0',
-      STARLING_LOG_LEVEL: process.env.STARLING_TEST_LOG ?? 'warn',
-    },
+    env: testRoleEnv(),
   });
   let turn = 0;
   const server: TestServer = {

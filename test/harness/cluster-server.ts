@@ -17,7 +17,12 @@ import {
   TOPIC_PRESENCE,
   TOPIC_STANZAS,
 } from '@starling/core';
-import { startLocalCluster, type BackendAddresses, type LocalCluster } from '../../deploy/local/cluster.ts';
+import {
+  startLocalCluster,
+  testRoleEnv,
+  type BackendAddresses,
+  type LocalCluster,
+} from '../../deploy/local/cluster.ts';
 import { createDatabase } from '../../deploy/local/postgres.ts';
 
 const RESET_MS = 30_000;
@@ -106,11 +111,7 @@ export async function startClusterShape(
       configFile,
       dataDir: join(dir, 'data'),
       env: {
-        STARLING_C2S_PORT: '0',
-        STARLING_DIRECT_TLS_PORT: '0',
-        STARLING_HTTP_PORT: '0',
-        STARLING_METRICS_PORT: '0',
-        STARLING_LOG_LEVEL: process.env.STARLING_TEST_LOG ?? 'warn',
+        ...testRoleEnv(),
         ...(featureModule === undefined ? {} : { STARLING_TEST_FEATURES: featureModule.href }),
       },
       ...(featureModule === undefined ? {} : { nodeOptions: ['--import', 'tsx', '--import', ROLE_FEATURES] }),
