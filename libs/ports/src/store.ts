@@ -170,6 +170,13 @@ export interface ArchiveStore {
   /** Appends an entry; false, changing nothing, when the archive already holds an entry with its id. */
   append(username: string, entry: ArchiveEntry): Promise<boolean>;
   /**
+   * Appends entries of any users, in the order given, in as few writes as the store can (one statement
+   * per few hundred: archiving is the busiest write). For each, whether it was new, as `append` answers.
+   */
+  appendMany(
+    entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
+  ): Promise<boolean[]>;
+  /**
    * A page of the entries `query` selects; undefined when an id it names (`afterId`, `beforeId`, `ids`,
    * `after`, a non-empty `before`) is not in the user's archive.
    */

@@ -46,12 +46,32 @@ function builtinSqlite(): NodeSqliteModule | undefined {
   }
 }
 
+/** Distinct statements kept prepared; the store's queries are far fewer, so none is compiled twice. */
+const STATEMENT_CACHE = 512;
+
+/**
+ * Prepares each SQL text once: compiling a statement costs more than running most of the store's queries.
+ * Kysely runs one statement at a time on the connection and never streams here, so reuse is safe.
+ */
+function cached(prepare: (sql: string) => SqliteStatement): (sql: string) => SqliteStatement {
+  const statements = new Map<string, SqliteStatement>();
+  return (sql) => {
+    let statement = statements.get(sql);
+    if (statement === undefined) {
+      if (statements.size >= STATEMENT_CACHE) statements.clear();
+      statement = prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+}
+
 function wrapNode(db: NodeDatabase): SqliteConnection {
   return {
     driver: 'node:sqlite',
     exec: (sql) => db.exec(sql),
     close: () => db.close(),
-    prepare(sql): SqliteStatement {
+    prepare: cached((sql): SqliteStatement => {
       const statement = db.prepare(sql);
       return {
         reader: (statement.columns?.().length ?? 0) > 0,
@@ -59,7 +79,7 @@ function wrapNode(db: NodeDatabase): SqliteConnection {
         run: (parameters) => statement.run(...parameters),
         iterate: (parameters) => statement.iterate(...parameters),
       };
-    },
+    }),
   };
 }
 
@@ -87,6 +107,6 @@ export async function openSqlite(file: string, driver = defaultSqliteDriver()): 
     driver: 'better-sqlite3',
     exec: (sql) => db.exec(sql),
     close: () => db.close(),
-    prepare: (sql) => db.prepare(sql),
+    prepare: cached((sql) => db.prepare(sql)),
   };
 }

@@ -108,8 +108,47 @@ async function answer(ctx: FeatureContext, request: Request): Promise<Element | 
   throw new StanzaError('service-unavailable');
 }
 
+interface PendingWrite {
+  readonly username: string;
+  readonly entry: ArchiveEntry;
+  readonly done: { resolve: () => void; reject: (err: unknown) => void };
+}
+
+/**
+ * Gathers the writes that arrive while the store is busy, or within one turn of the event loop, into one
+ * `appendMany`: the bus hands over one record per partition at a time, so each commit covers a write of
+ * many partitions. Every write still settles only once its entry is stored.
+ */
+function createWriteBatcher(ctx: FeatureContext): (username: string, entry: ArchiveEntry) => Promise<void> {
+  let pending: PendingWrite[] = [];
+  let scheduled = false;
+
+  async function flush(): Promise<void> {
+    while (pending.length > 0) {
+      const batch = pending;
+      pending = [];
+      try {
+        await ctx.store.archive.appendMany(batch);
+        for (const write of batch) write.done.resolve();
+      } catch (err) {
+        for (const write of batch) write.done.reject(err);
+      }
+    }
+    scheduled = false;
+  }
+
+  return (username, entry) =>
+    new Promise<void>((resolve, reject) => {
+      pending.push({ username, entry, done: { resolve, reject } });
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => void flush());
+    });
+}
+
 /** The handler for one feature context of the archive role. */
 export function createArchiveHandler(ctx: FeatureContext): ArchiveHandler {
+  const append = createWriteBatcher(ctx);
   return {
     async write(envelope) {
       const owner = Jid.tryParse(envelope.owner);
@@ -117,7 +156,7 @@ export function createArchiveHandler(ctx: FeatureContext): ArchiveHandler {
         ctx.log.warn({ owner: envelope.owner }, 'archive write for no local account dropped');
         return;
       }
-      await ctx.store.archive.append(owner.local, {
+      await append(owner.local, {
         id: envelope.stanzaId,
         with: envelope.with,
         ts: envelope.ts,

@@ -319,6 +319,30 @@ export function describeStoreContract(name: string, create: () => Promise<Store>
         await store.archive.append(user, entry('e5', 'nurse@example.com', 4000, 'out'));
       }
 
+      it('appends many at once, in order, each once per id', async () => {
+        const store = await newStore();
+        const [user, other] = [unique('juliet'), unique('romeo')];
+        expect(await store.archive.append(user, entry('m0', 'nurse@example.com', 10))).toBe(true);
+        const answers = await store.archive.appendMany([
+          { username: user, entry: entry('m1', 'romeo@example.net', 20, 'out') },
+          { username: other, entry: entry('m1', 'juliet@example.com', 20, 'in') },
+          { username: user, entry: entry('m0', 'nurse@example.com', 99) },
+          { username: user, entry: entry('m2', 'romeo@example.net', 20) },
+          { username: user, entry: entry('m2', 'romeo@example.net', 30) },
+        ]);
+        expect(answers).toEqual([true, true, false, true, false]);
+        const page = await store.archive.query(user, { max: 10 });
+        expect(page?.items).toEqual([
+          entry('m0', 'nurse@example.com', 10),
+          entry('m1', 'romeo@example.net', 20, 'out'),
+          entry('m2', 'romeo@example.net', 20),
+        ]);
+        expect((await store.archive.query(other, { max: 10 }))?.items).toEqual([
+          entry('m1', 'juliet@example.com', 20, 'in'),
+        ]);
+        expect(await store.archive.appendMany([])).toEqual([]);
+      });
+
       it('appends once per id, and reads entries back whole, oldest first', async () => {
         const store = await newStore();
         const [user, other] = [unique('juliet'), unique('romeo')];
