@@ -15,8 +15,11 @@ export type HookResult = 'handled' | undefined;
 export interface HookMap {
   /** Router: a stanza from a local user, before RFC 6121 routing (`to` is never absent here). */
   'stanza-outbound': { stanza: Element; from: Jid; to: Jid };
-  /** Router and presence: a stanza about to reach a local user's bare or full JID. */
-  'stanza-inbound': { stanza: Element; from: Jid; to: Jid };
+  /**
+   * Router and presence: a stanza about to reach a local user's bare or full JID. `online` is set when
+   * the recipient was seen with a session, which proves the account exists without asking the store.
+   */
+  'stanza-inbound': { stanza: Element; from: Jid; to: Jid; online?: boolean };
   /** Router: a message for a local account with no session to take it (RFC 6121 §8.5.2.2). */
   'message-undeliverable': { stanza: Element; to: Jid };
   /** Presence: a session sent its initial presence and is now an available resource. */

@@ -220,8 +220,10 @@ export function createRouting(deps: {
     // The server's own address: the router host answers IQs; messages and presence end here.
     if (to.local === '') return;
     const from = parseAddress(attr(stanza, 'from')) ?? serverJid;
-    if (inbound && (await deps.hooks.run('stanza-inbound', { stanza, from, to })) === 'handled') return;
     const sessions = await deps.registry.resources(to.bare().toString());
+    const online = sessions.length > 0;
+    if (inbound && (await deps.hooks.run('stanza-inbound', { stanza, from, to, online })) === 'handled')
+      return;
     const xml = stanza.toString();
     if (to.isBare) await toBare(stanza, to, sessions, xml);
     else await toFull(stanza, to, sessions, xml);

@@ -57,13 +57,13 @@ async function publishWrites(
  */
 async function archiveInbound(
   ctx: FeatureContext,
-  { stanza, from, to }: HookMap['stanza-inbound'],
+  { stanza, from, to, online }: HookMap['stanza-inbound'],
 ): Promise<HookResult> {
   if (stanza.name !== 'message') return undefined;
   removeForgedStanzaIds(stanza, ctx.config.domain);
   if (to.local === '' || !isArchivable(stanza)) return undefined;
   // A message for an account that does not exist is bounced by routing, and archived nowhere.
-  if ((await ctx.store.accounts.get(to.local)) === undefined) return undefined;
+  if (online !== true && (await ctx.store.accounts.get(to.local)) === undefined) return undefined;
   const recipient = to.bare();
   const sender = from.bare();
   const writes: Write[] = [{ owner: recipient, other: sender, direction: 'in' }];
