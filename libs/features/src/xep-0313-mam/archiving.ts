@@ -11,7 +11,7 @@ import {
   type MamQueryEnvelope,
 } from '@starling/core';
 import type { ArchiveDirection } from '@starling/ports';
-import { attr, NS_CLIENT, NS_MAM, parseTrusted, StanzaError, type Element, type Jid } from '@starling/xmpp';
+import { attr, NS_CLIENT, NS_MAM, StanzaError, type Element, type Jid } from '@starling/xmpp';
 import { newStanzaId, removeForgedStanzaIds, stanzaIdElement } from '../xep-0359-stanza-ids.ts';
 import { isArchivable } from './archivable.ts';
 
@@ -50,6 +50,21 @@ async function publishWrites(
 }
 
 /**
+ * The message as archived. Forwarded inside a result, it needs its namespace spelled out (XEP-0297): set
+ * for the serialization only, rather than copying the element by serializing and parsing it again.
+ */
+function archivedXml(stanza: Element): string {
+  const own = stanza.attrs.xmlns as unknown;
+  stanza.attrs.xmlns = NS_CLIENT;
+  try {
+    return stanza.toString();
+  } finally {
+    if (own === undefined) delete stanza.attrs.xmlns;
+    else stanza.attrs.xmlns = own;
+  }
+}
+
+/**
  * A message on its way to a local user: forged stanza-ids go; an archivable one is written to the
  * recipient's archive and, when a local user sent it, to the sender's, under one new id, before it is
  * delivered or stored offline. Writing first is what lets the recipient read it from the archive as
@@ -71,11 +86,8 @@ async function archiveInbound(
   if (from.local !== '' && ctx.isLocal(from) && !sender.equals(recipient)) {
     writes.push({ owner: sender, other: recipient, direction: 'out' });
   }
-  const copy = parseTrusted(stanza.toString());
-  // Forwarded inside a result, the message needs its namespace spelled out (XEP-0297).
-  copy.attrs.xmlns = NS_CLIENT;
   const stanzaId = newStanzaId();
-  await publishWrites(ctx, writes, stanzaId, Date.now(), copy.toString());
+  await publishWrites(ctx, writes, stanzaId, Date.now(), archivedXml(stanza));
   stanza.cnode(stanzaIdElement(recipient.toString(), stanzaId));
   return undefined;
 }
