@@ -18,6 +18,7 @@ export default defineConfig({
             'services/*/src/**/*.test.ts',
             'test/**/*.test.ts',
             'deploy/local/**/*.test.ts',
+            'bench/**/*.test.ts',
           ],
           sequence: { groupOrder: 0 },
         },

@@ -13,10 +13,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { freePort } from './free-port.ts';
 import { onProcessEnd } from './process-end.ts';
 
 /** The Kafka release the cluster shape is tested against. */
@@ -222,18 +222,6 @@ export function ensureKafka(): Promise<{ classpath: string; version: string }> {
     if (ensured === attempt) ensured = undefined;
   });
   return attempt;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

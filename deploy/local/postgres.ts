@@ -2,10 +2,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { access, chown, constants, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './free-port.ts';
 import { onProcessEnd } from './process-end.ts';
 
 /** A PostgreSQL server started by `startPostgres`, with a database `starling` and trust auth on loopback. */
@@ -155,20 +156,6 @@ async function serverAccount(): Promise<{ uid: number; gid: number } | undefined
       { cause: err },
     );
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port);
-        else reject(new Error('could not read the probed port'));
-      });
-    });
-  });
 }
 
 /** Last lines of the server's output, for error messages. */

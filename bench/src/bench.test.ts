@@ -1,0 +1,142 @@
+// The load generator against a real embedded Starling, with small counts: every scenario must log its
+// clients in, measure, and find nothing lost. Speed itself is measured by `npm run bench`, not here.
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../deploy/local/free-port.ts';
+import { sampleProcess } from './proc.ts';
+import {
+  chat,
+  chatUsers,
+  ensureRosters,
+  inPool,
+  login,
+  presence,
+  registerUsers,
+  resumeStorm,
+  storm,
+  type ScenarioContext,
+} from './scenarios.ts';
+import { benchCertificate } from './servers/certificate.ts';
+import type { RunningServer } from './servers/server.ts';
+import { startStarling } from './servers/starling.ts';
+import { Latencies } from './stats.ts';
+
+const DOMAIN = 'bench.example';
+
+describe('the load generator', () => {
+  let dir: string;
+  let server: RunningServer;
+  let ctx: ScenarioContext;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'starling-bench-'));
+    const { cert, key } = await benchCertificate(dir, DOMAIN);
+    const [c2sPort, directTlsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+    server = await startStarling({
+      dir: join(dir, 'starling'),
+      domain: DOMAIN,
+      host: '127.0.0.1',
+      c2sPort,
+      directTlsPort,
+      httpPort,
+      cert,
+      key,
+    });
+    ctx = {
+      targets: server.endpoints.map((endpoint) => ({ host: '127.0.0.1', domain: DOMAIN, ...endpoint })),
+      transport: 'plain',
+      components: server.components,
+      concurrency: 10,
+      log: () => undefined,
+    };
+    await registerUsers(ctx, 21);
+  }, 90_000);
+
+  afterAll(async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('logs clients in over plain TCP and TLS, and reads what the server spent', async () => {
+    for (const transport of ['plain', 'starttls', 'tls'] as const) {
+      const result = await storm({ ...ctx, transport }, 10, 0);
+      expect(result.figures).toMatchObject({ connections: 10, still_open: 10 });
+      expect(result.figures.logins_per_s).toBeGreaterThan(0);
+      expect(result.usage[0]?.name).toBe('starling');
+      expect(result.usage[0]?.rssBytes).toBeGreaterThan(10 * 1024 * 1024);
+    }
+  });
+
+  it('delivers every chat message once and measures its latency', async () => {
+    const connections = await chatUsers(ctx, 5);
+    const result = await chat(ctx, connections, {
+      pairs: 5,
+      rate: 200,
+      seconds: 2,
+      warmupSeconds: 1,
+      bodyBytes: 64,
+    });
+    await inPool(connections.length, 10, (index) => connections[index]!.close());
+    expect(result.figures).toMatchObject({ users: 10, sent: 600, delivered: 600, lost: 0, duplicates: 0 });
+    expect(result.latency!.p50).toBeGreaterThan(0);
+    expect(result.latency!.max).toBeGreaterThanOrEqual(result.latency!.p99);
+    expect(result.latency!.max).toBeLessThan(10_000);
+  });
+
+  it('fans presence out to every contact', async () => {
+    const connections = await inPool(12, 10, (index) => login(ctx, index));
+    await ensureRosters(ctx, connections, 4);
+    const result = await presence(ctx, connections, { roster: 4, rate: 20, seconds: 1 });
+    await inPool(connections.length, 10, (index) => connections[index]!.close());
+    expect(result.figures, JSON.stringify(result.figures)).toMatchObject({
+      updates: 20,
+      expected_deliveries: 80,
+      delivered: 80,
+      lost: 0,
+    });
+  });
+
+  it('resumes dropped streams and delivers what was queued for them', async () => {
+    const result = await resumeStorm(ctx, 10);
+    expect(result.figures).toMatchObject({
+      connections: 10,
+      failed_resumes: 0,
+      queued_delivered: 10,
+      lost: 0,
+    });
+  });
+});
+
+describe('measuring', () => {
+  it('reads CPU time and resident memory of a process from /proc', () => {
+    const before = sampleProcess(process.pid)!;
+    const start = process.cpuUsage();
+    while (process.cpuUsage(start).user < 200_000) Math.sqrt(Math.random());
+    const after = sampleProcess(process.pid)!;
+    // /proc counts in ticks of 10 ms.
+    expect(after.cpuSeconds - before.cpuSeconds).toBeGreaterThanOrEqual(0.18);
+    expect(after.rssBytes).toBeGreaterThan(1024 * 1024);
+    expect(sampleProcess(2 ** 22 + 1)).toBeUndefined();
+  });
+
+  it('computes percentiles over every sample', () => {
+    const latencies = new Latencies();
+    for (let value = 1000; value >= 1; value--) latencies.add(value);
+    expect(latencies.summary()).toEqual({ p50: 501, p95: 951, p99: 991, max: 1000 });
+  });
+
+  it('says what to fix when called wrongly', () => {
+    const result = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'bench/src/run.ts', '--scenario', 'chat', '--server', 'prosody'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^bench: --server is one of starling, .*ejabberd, not "prosody"/);
+  });
+});
