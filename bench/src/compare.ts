@@ -7,6 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { format, resolveConfig } from 'prettier';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const RUN = join(ROOT, 'bench/src/run.ts');
@@ -264,7 +265,10 @@ async function main(): Promise<void> {
   const start = doc.indexOf(BEGIN);
   const end = doc.indexOf(END);
   if (start < 0 || end < start) throw new Error(`${DOC} has no ${BEGIN} … ${END} section`);
-  await writeFile(DOC, doc.slice(0, start) + report + doc.slice(end + END.length));
+  const text = doc.slice(0, start) + report + doc.slice(end + END.length);
+  // Formatted as `npm test` checks it, so a new comparison is committed as written.
+  const config = (await resolveConfig(DOC)) ?? {};
+  await writeFile(DOC, await format(text, { ...config, filepath: DOC }));
   process.stderr.write(`\nwrote the comparison into ${DOC}\n`);
 }
 

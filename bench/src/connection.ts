@@ -24,6 +24,10 @@ const HANDSHAKE_MS = 30_000;
 const MARKER = /bm:(\d+):(\d+\.\d+)/g;
 /** Top-level stanzas counted for XEP-0198's handled count; no test scenario nests them. */
 const STANZA = /<(?:message|presence|iq)[\s>/]/g;
+/** Errors that end a wait. */
+const REFUSAL = /<stream:error|<failure\b|<\/stream:stream>/g;
+/** The longest element a handshake or set-up step waits for (a roster of 200 contacts is about 20 KB). */
+const MAX_AWAITED = 64 * 1024;
 const ACK_REQUEST = /<r\s+xmlns=['"]urn:xmpp:sm:3['"]\s*\/>/g;
 
 /** The salted password per salt and iteration count: PBKDF2 is the load generator's dearest step. */
@@ -42,7 +46,10 @@ export function markerText(seq: number, size: number): string {
 export class ProtocolError extends Error {}
 
 interface Waiter {
+  /** The awaited pattern with the global flag, so a search can start where the last one left off. */
   readonly pattern: RegExp;
+  /** How far the buffer was searched already. */
+  searched: number;
   readonly resolve: (match: RegExpExecArray) => void;
   readonly reject: (err: Error) => void;
   readonly timer: NodeJS.Timeout;
@@ -118,6 +125,11 @@ export class Connection {
   private consume(): void {
     const waiter = this.waiter;
     if (waiter !== undefined) {
+      // What arrives while a client waits can be long (roster pushes during a set-up): each search starts
+      // shortly before the text searched last time, so waiting stays linear in what arrived.
+      const from = Math.max(0, waiter.searched - MAX_AWAITED);
+      waiter.searched = this.buffer.length;
+      waiter.pattern.lastIndex = from;
       const match = waiter.pattern.exec(this.buffer);
       if (match !== null) {
         this.waiter = undefined;
@@ -126,7 +138,8 @@ export class Connection {
         waiter.resolve(match);
         return;
       }
-      if (/<stream:error|<failure\b|<\/stream:stream>/.test(this.buffer)) {
+      REFUSAL.lastIndex = from;
+      if (REFUSAL.test(this.buffer)) {
         this.waiter = undefined;
         clearTimeout(waiter.timer);
         waiter.reject(new ProtocolError(`server refused: ${this.buffer.slice(0, 400)}`));
@@ -168,7 +181,8 @@ export class Connection {
           new ProtocolError(`timed out waiting for ${pattern.source}; got: ${this.buffer.slice(0, 400)}`),
         );
       }, timeoutMs);
-      this.waiter = { pattern, resolve, reject, timer };
+      const global = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
+      this.waiter = { pattern: global, searched: 0, resolve, reject, timer };
       this.consume();
     });
   }

@@ -232,6 +232,13 @@ export async function main(argv: string[]): Promise<void> {
     ...(options.pin ? { cpu: 0 } : {}),
     ...(options.profile !== undefined ? { profileDir: options.profile } : {}),
   });
+  // Interrupted, the run still stops its server: a benchmark leaves no process behind.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping the server`);
+      void server.stop().finally(() => process.exit(130));
+    });
+  }
   try {
     const ctx: ScenarioContext = {
       targets: server.endpoints.map((endpoint) => ({ host: HOST, domain: DOMAIN, ...endpoint })),

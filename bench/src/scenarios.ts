@@ -249,8 +249,13 @@ export async function ensureRosters(
   const users = connections.length;
   const half = roster / 2;
   const domain = ctx.targets[0]!.domain;
-  const first = connections[0]!;
-  if ((await countRoster(first)) >= roster) return;
+  // A set-up cut short leaves some rosters partly done: every user's is checked, and asking again is harmless.
+  const done = await inPool(
+    users,
+    50,
+    async (index) => (await countRoster(connections[index]!, true)) >= roster,
+  );
+  if (done.every(Boolean)) return;
   const bare = (index: number): string => `${userName(index % users)}@${domain}`;
   const pairs: [number, number][] = [];
   for (let index = 0; index < users; index++) {
