@@ -429,36 +429,40 @@ function archiveStore(db: Kysely<Database>): ArchiveStore {
     return found.size === wanted.length ? found : undefined;
   }
 
+  async function appendMany(
+    entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
+  ): Promise<boolean[]> {
+    const answers: boolean[] = [];
+    for (const chunk of chunks(entries)) {
+      const inserted = await db
+        .insertInto('archive')
+        .values(
+          chunk.map(({ username, entry }) => ({
+            username,
+            id: entry.id,
+            with_jid: entry.with,
+            ts: entry.ts,
+            direction: entry.direction,
+            stanza: entry.stanza,
+          })),
+        )
+        .onConflict((oc) => oc.columns(['username', 'id']).doNothing())
+        .returning(['username', 'id'])
+        .execute();
+      // An entry repeated within the batch is new once, at its first place.
+      const fresh = new Set(inserted.map((row) => `${row.username}\n${row.id}`));
+      for (const { username, entry } of chunk) answers.push(fresh.delete(`${username}\n${entry.id}`));
+    }
+    return answers;
+  }
+
   return {
     async append(username, entry) {
-      const [added] = await this.appendMany([{ username, entry }]);
+      const [added] = await appendMany([{ username, entry }]);
       return added === true;
     },
 
-    async appendMany(entries) {
-      const answers: boolean[] = [];
-      for (const chunk of chunks(entries)) {
-        const inserted = await db
-          .insertInto('archive')
-          .values(
-            chunk.map(({ username, entry }) => ({
-              username,
-              id: entry.id,
-              with_jid: entry.with,
-              ts: entry.ts,
-              direction: entry.direction,
-              stanza: entry.stanza,
-            })),
-          )
-          .onConflict((oc) => oc.columns(['username', 'id']).doNothing())
-          .returning(['username', 'id'])
-          .execute();
-        // An entry repeated within the batch is new once, at its first place.
-        const fresh = new Set(inserted.map((row) => `${row.username}\n${row.id}`));
-        for (const { username, entry } of chunk) answers.push(fresh.delete(`${username}\n${entry.id}`));
-      }
-      return answers;
-    },
+    appendMany,
 
     async query(username, query: ArchiveQuery) {
       if (query.ids?.length === 0) return { items: [], complete: true, count: 0 };
