@@ -191,7 +191,7 @@ export async function chat(
       if (seq >= total) return;
       if (received[seq] === 1) {
         duplicates++;
-        return 'dup';
+        return;
       }
       received[seq] = 1;
       delivered++;
