@@ -37,25 +37,54 @@ export function sampleProcess(pid: number): ProcessSample | undefined {
   return { pid, cpuSeconds: ticks / TICKS_PER_SECOND, rssBytes };
 }
 
-/** `pid` and every process below it. */
+export interface ProcessEntry {
+  readonly pid: number;
+  readonly ppid: number;
+  /** The command name (`comm`): at most 15 characters of the executable's name. */
+  readonly comm: string;
+}
+
+/**
+ * Every live process. Zombies count as gone: they do no work, and orphans of a killed tree may stay zombies
+ * for good where PID 1 never reaps them.
+ */
+export function processTable(): ProcessEntry[] {
+  const table: ProcessEntry[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    const close = text.lastIndexOf(')');
+    const [state = '?', ppid = '0'] = text.slice(close + 2).split(' ');
+    if (state === 'Z' || state === 'X') continue;
+    table.push({ pid: Number(name), ppid: Number(ppid), comm: text.slice(text.indexOf('(') + 1, close) });
+  }
+  return table;
+}
+
+/** The processes below `root`, nearest first. */
+export function descendants(root: number, table: readonly ProcessEntry[] = processTable()): ProcessEntry[] {
+  const found: ProcessEntry[] = [];
+  for (let parents = new Set([root]); parents.size > 0;) {
+    const children = table.filter((entry) => parents.has(entry.ppid));
+    found.push(...children);
+    parents = new Set(children.map((entry) => entry.pid));
+  }
+  return found;
+}
+
+/** `pid` and every live process below it. */
 export function processTree(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const fields = statFields(Number(entry));
-    if (fields === undefined) continue;
-    const parent = Number(fields[1]);
-    const list = children.get(parent) ?? [];
-    list.push(Number(entry));
-    children.set(parent, list);
-  }
-  const tree: number[] = [];
-  const pending = [pid];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    tree.push(next);
-    pending.push(...(children.get(next) ?? []));
-  }
-  return tree;
+  return [pid, ...descendants(pid).map((entry) => entry.pid)];
+}
+
+export function isRunning(pid: number): boolean {
+  const state = statFields(pid)?.[0];
+  return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
 /** The processes of one named component (a Starling role, Kafka, Redis...) in a measured run. */

@@ -5,9 +5,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../../deploy/local/free-port.ts';
+import { descendants, isRunning, processTable, processTree } from '../proc.ts';
+import { onceExited, waitForStream } from './process.ts';
 
 export interface EjabberdOptions {
   /** A directory of ours for config, mnesia database and logs; kept across runs so registered users persist. */
@@ -253,73 +254,11 @@ function spawnCtl(paths: Paths, node: string, command: string, cpu?: number): Ch
   }
 }
 
-interface ProcEntry {
-  readonly pid: number;
-  readonly ppid: number;
-  readonly comm: string;
-  readonly state: string;
-}
-
-function readProcTable(names: readonly string[] = readdirSync('/proc')): ProcEntry[] {
-  const entries: ProcEntry[] = [];
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we looked
-    }
-    // The command name is parenthesised and may itself contain spaces or parentheses.
-    const open = stat.indexOf('(');
-    const close = stat.lastIndexOf(')');
-    const [state = '?', ppid = '0'] = stat.slice(close + 2).split(' ');
-    entries.push({ pid: Number(name), ppid: Number(ppid), comm: stat.slice(open + 1, close), state });
-  }
-  return entries;
-}
-
-function descendantsOf(root: number, table: readonly ProcEntry[]): ProcEntry[] {
-  const found: ProcEntry[] = [];
-  let frontier = [root];
-  while (frontier.length > 0) {
-    const parents = new Set(frontier);
-    const children = table.filter((entry) => parents.has(entry.ppid));
-    found.push(...children);
-    frontier = children.map((entry) => entry.pid);
-  }
-  return found;
-}
-
-/**
- * Zombies count as gone: they do no work, and orphans of a SIGKILLed tree may stay zombies for good when PID 1
- * (as in some containers) never reaps them.
- */
-function isRunning(entry: ProcEntry): boolean {
-  return entry.state !== 'Z' && entry.state !== 'X';
-}
-
-function procEntry(pid: number): ProcEntry | undefined {
-  return readProcTable([String(pid)])[0];
-}
-
-export function isProcessRunning(pid: number): boolean {
-  const entry = procEntry(pid);
-  return entry !== undefined && isRunning(entry);
-}
-
 function serverPids(rootPid: number): number[] {
-  const table = readProcTable().filter(isRunning);
-  const beam = descendantsOf(rootPid, table).find((entry) => entry.comm.startsWith('beam'));
+  const table = processTable();
+  const beam = descendants(rootPid, table).find((entry) => entry.comm.startsWith('beam'));
   if (beam === undefined) return [];
-  return [beam.pid, ...descendantsOf(beam.pid, table).map((entry) => entry.pid)];
-}
-
-/** The ejabberdctl shell too, and everything under it. */
-function allPids(rootPid: number): number[] {
-  const table = readProcTable().filter(isRunning);
-  const root = table.filter((entry) => entry.pid === rootPid);
-  return [...root, ...descendantsOf(rootPid, table)].map((entry) => entry.pid);
+  return [beam.pid, ...descendants(beam.pid, table).map((entry) => entry.pid)];
 }
 
 function tailOf(file: string, bytes: number): string {
@@ -339,50 +278,15 @@ function logTail(paths: Paths): string {
     .join('\n');
 }
 
-/** One attempt: connect, open a stream and see features, which ejabberd only sends once c2s is fully up. */
-function answersStreamHeader(options: EjabberdOptions): Promise<boolean> {
-  return new Promise((resolveAttempt) => {
-    const socket = connect(options.c2sPort, options.host);
-    let received = '';
-    const finish = (ok: boolean): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolveAttempt(ok);
-    };
-    const timer = setTimeout(() => finish(false), 5000);
-    socket.setEncoding('utf8');
-    socket.once('error', () => finish(false));
-    socket.once('close', () => finish(false));
-    socket.once('connect', () => {
-      socket.write(
-        `<?xml version='1.0'?><stream:stream to='${options.domain}' xmlns='jabber:client' ` +
-          `xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`,
-      );
-    });
-    socket.on('data', (chunk: string) => {
-      received += chunk;
-      if (received.includes('<stream:features')) finish(true);
-    });
-  });
+async function waitUntilReady(options: EjabberdOptions, paths: Paths, child: ChildProcess): Promise<void> {
+  try {
+    await waitForStream(options, onceExited(child), START_TIMEOUT_MS);
+  } catch (err) {
+    throw new Error(`ejabberd: ${(err as Error).message}\n${logTail(paths)}`);
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
-
-async function waitUntilReady(options: EjabberdOptions, paths: Paths, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      const how = child.exitCode ?? child.signalCode ?? 'unknown';
-      throw new Error(`ejabberd exited during startup (${how})\n${logTail(paths)}`);
-    }
-    if (await answersStreamHeader(options)) return;
-    await sleep(250);
-  }
-  throw new Error(
-    `ejabberd did not answer a stream header on ${options.host}:${options.c2sPort} within ` +
-      `${START_TIMEOUT_MS / 1000} s\n${logTail(paths)}`,
-  );
-}
 
 function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
@@ -397,7 +301,7 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
 
 async function gone(pids: readonly number[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (pids.some(isProcessRunning)) {
+  while (pids.some(isRunning)) {
     if (Date.now() > deadline) return false;
     await sleep(50);
   }
@@ -423,13 +327,13 @@ async function stopInstance(paths: Paths, node: string, child: ChildProcess): Pr
   const rootPid = child.pid;
   if (rootPid === undefined) return;
   // Taken first: once the shell wrapper exits, its orphans can no longer be found through it.
-  const snapshot = allPids(rootPid);
+  const snapshot = processTree(rootPid);
   if (child.exitCode === null && child.signalCode === null) {
     await runCtl(paths, node, 'stop');
     await exited(child, STOP_TIMEOUT_MS);
   }
-  const remaining = [...new Set([...snapshot, ...allPids(rootPid)])];
-  killAll(remaining.filter(isProcessRunning));
+  const remaining = [...new Set([...snapshot, ...processTree(rootPid)])];
+  killAll(remaining.filter(isRunning));
   if (!(await gone(remaining, 5000))) {
     throw new Error(`ejabberd processes survived SIGKILL: ${remaining.join(', ')}`);
   }
@@ -482,7 +386,7 @@ export async function startEjabberd(options: EjabberdOptions): Promise<RunningEj
     throw new Error(`could not start ${EJABBERDCTL}: ${error instanceof Error ? error.message : 'unknown'}`);
   }
   // A benchmark that crashes must not leave the server running: the node would outlive us otherwise.
-  const killOnExit = (): void => killAll(allPids(rootPid));
+  const killOnExit = (): void => killAll(processTree(rootPid));
   process.once('exit', killOnExit);
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
