@@ -85,6 +85,9 @@ describe('KafkaStanzaBus', () => {
       () => new KafkaStanzaBus({ ...base, sessionTimeoutMs: 3_000, heartbeatIntervalMs: 3_000 }),
     ).toThrow(/heartbeatIntervalMs/);
     expect(() => new KafkaStanzaBus({ ...base, publishRetries: 0 })).toThrow(/publishRetries/);
+    expect(() => new KafkaStanzaBus({ ...base, lingerMs: -1 })).toThrow(/lingerMs/);
+    expect(() => new KafkaStanzaBus({ ...base, fetchMinBytes: 0 })).toThrow(/fetchMinBytes/);
+    expect(() => new KafkaStanzaBus({ ...base, fetchMaxWaitMs: 1.5 })).toThrow(/fetchMaxWaitMs/);
   });
 
   it('rejects publish and subscribe after close', async () => {
@@ -161,6 +164,58 @@ describe('KafkaStanzaBus', () => {
     // 'a' was handled and committed before the close; 'stuck' never finished, so it comes again.
     expect(second).toEqual(['stuck', 'b']);
     never.resolve();
+  });
+
+  it('runs the records of other keys of a partition while one key waits, and commits no further than that one', async () => {
+    const bus = await newBus({ partitions: 1 });
+    const topic = unique('t');
+    const group = unique('g');
+    const release = deferred();
+    const handled: string[] = [];
+    await bus.subscribe(topic, group, async (record) => {
+      if (record.value === 'slow') await release.promise;
+      handled.push(record.value);
+    });
+    for (const [key, value] of [
+      ['romeo', 'slow'],
+      ['juliet', 'juliet-1'],
+      ['nurse', 'nurse-1'],
+      ['romeo', 'romeo-2'],
+    ] as const) {
+      await bus.publish(topic, key, value);
+    }
+
+    await waitFor(() => handled.length === 2, 10_000, 'the records of the other keys');
+    expect(handled).toEqual(['juliet-1', 'nurse-1']);
+    const client = new Kafka({
+      clientId: unique('check'),
+      brokers: [...broker().brokers],
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = client.admin();
+    await admin.connect();
+    try {
+      const committed = async (): Promise<string | undefined> => {
+        const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+        return offsets?.partitions[0]?.offset;
+      };
+      // Several commit intervals pass: the two finished records stay uncommitted behind the running one.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await committed()).toBe('-1');
+      expect(handled).toEqual(['juliet-1', 'nurse-1']);
+
+      release.resolve();
+      await waitFor(() => handled.length === 4, 10_000, 'the rest of romeo');
+      // One key's records keep their order.
+      expect(handled.slice(2)).toEqual(['slow', 'romeo-2']);
+      const deadline = Date.now() + 10_000;
+      while ((await committed()) !== '4' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(await committed()).toBe('4');
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it('replays the uncommitted records of a member whose process was killed', async () => {

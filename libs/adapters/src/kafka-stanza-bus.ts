@@ -50,6 +50,12 @@ export interface KafkaStanzaBusOptions {
   readonly publishRetries?: number;
   /** Longest wait for the broker's answer to one publish batch before it is refused (default 45 s). */
   readonly publishTimeoutMs?: number;
+  /** How long a publish waits for others to share its request; 0 sends at once. Default 5. */
+  readonly lingerMs?: number;
+  /** How long a fetch waits for `fetchMinBytes` to arrive before it answers with less. Default 10. */
+  readonly fetchMaxWaitMs?: number;
+  /** Bytes a fetch waits for (up to `fetchMaxWaitMs`); 1 answers as soon as any record is there. Default 32 KiB. */
+  readonly fetchMinBytes?: number;
   /** TLS to the brokers, as kafkajs takes it. */
   readonly ssl?: KafkaConfig['ssl'];
   /** SASL authentication to the brokers, as kafkajs takes it. */
@@ -66,8 +72,20 @@ const MAX_BATCH_RECORDS = 1000;
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 // Handlers that resolve at once would keep the loop in microtasks; sockets need a turn now and then.
 const RECORDS_PER_TURN = 256;
-// Fetch long-poll: bounds how late a resumed partition, a heartbeat, or a rebalance is noticed.
-const MAX_WAIT_MS = 500;
+// Records of one partition handled at once (each of a different key); a handler mostly waits on I/O.
+const MAX_CONCURRENT_PER_PARTITION = 64;
+// A fetch waits for this many bytes or FETCH_MAX_WAIT_MS, whichever comes first: under load a request
+// then carries many records rather than one or two, and the broker's cost is mostly per request. An
+// idle consumer asks a hundred times a second, which costs the broker little.
+const FETCH_MIN_BYTES = 32 * 1024;
+// Also bounds how late a resumed partition, a heartbeat, or a rebalance is noticed.
+const FETCH_MAX_WAIT_MS = 10;
+// Publishes are held this long for company before a request goes out (Kafka 4's producer default).
+const LINGER_MS = 5;
+// Offsets of finished records go to the group coordinator at most this often: a commit per record
+// cost the broker more than the records themselves. A crash replays at most this much more, and
+// replays are expected (duplicates are suppressed by stanza id).
+const COMMIT_INTERVAL_MS = 100;
 // kafkajs backs off up to 30 s by default; a bus must be back soon after its broker is.
 const RETRY = { retries: 10, initialRetryTime: 100, maxRetryTime: 3_000 } as const;
 /** Past kafkajs's own retries of a send (about 20 s with RETRY) and a request timeout or two. */
@@ -134,7 +152,18 @@ interface Pending {
   readonly reject: (err: unknown) => void;
 }
 
-/** One assigned partition of one subscription: its records run strictly one after the other. */
+/** A started record of a partition, until its handler finished. */
+interface Started {
+  /** Offset after the record. */
+  readonly after: bigint;
+  done: boolean;
+}
+
+/**
+ * One assigned partition of one subscription. Records start in offset order, records of one key one
+ * after the other; a record whose key is busy holds back those after it, so everything below `started`
+ * was started and a new generation can resume from there.
+ */
 interface PartitionState {
   readonly partition: number;
   queue: KafkaMessage[];
@@ -149,7 +178,14 @@ interface PartitionState {
   committed: bigint | undefined;
   owned: boolean;
   paused: boolean;
-  running: boolean;
+  /** Started records not yet known to be finished, oldest first. */
+  readonly active: Started[];
+  /** Keys of the records whose handlers run. */
+  readonly busy: Set<string>;
+  /** Records started since the event loop last had a turn. */
+  sinceTurn: number;
+  /** Whether a start waits for the next turn of the event loop. */
+  yielding: boolean;
 }
 
 interface GroupSettings {
@@ -157,6 +193,8 @@ interface GroupSettings {
   readonly heartbeatInterval: number;
   readonly rebalanceTimeout: number;
   readonly closeTimeout: number;
+  readonly fetchMaxWait: number;
+  readonly fetchMinBytes: number;
 }
 
 interface SubscriptionSettings extends GroupSettings {
@@ -172,7 +210,7 @@ interface SubscriptionSettings extends GroupSettings {
  * One consumer group member on one topic. kafkajs fetches the next round for a broker only after every
  * batch of the previous round was handled, so a slow handler would stall all partitions of that broker:
  * batches are instead taken into per-partition queues at once and handled here, and a partition is
- * paused only while its queue is full. Offsets are committed as handlers finish.
+ * paused only while its queue is full. Offsets of finished records are committed every 100 ms.
  */
 class KafkaSubscription implements BusSubscription {
   readonly #s: SubscriptionSettings;
@@ -187,6 +225,9 @@ class KafkaSubscription implements BusSubscription {
   #committing = false;
   #commitRequests = 0;
   #commitDone: Promise<void> = Promise.resolve();
+  /** Ends the commit loop's wait for the interval at once (closing). */
+  #commitWake: (() => void) | undefined;
+  #flushing = false;
   #starting: Promise<void> | undefined;
   #reviving: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -198,7 +239,8 @@ class KafkaSubscription implements BusSubscription {
       sessionTimeout: settings.sessionTimeout,
       heartbeatInterval: settings.heartbeatInterval,
       rebalanceTimeout: settings.rebalanceTimeout,
-      maxWaitTimeInMs: MAX_WAIT_MS,
+      maxWaitTimeInMs: settings.fetchMaxWait,
+      minBytes: settings.fetchMinBytes,
       allowAutoTopicCreation: false,
       // A crashed consumer (broker gone, coordinator moved) always comes back: nothing else would.
       retry: { ...RETRY, restartOnFailure: () => Promise.resolve(true) },
@@ -318,7 +360,10 @@ class KafkaSubscription implements BusSubscription {
         committed: undefined,
         owned: true,
         paused: false,
-        running: false,
+        active: [],
+        busy: new Set(),
+        sinceTurn: 0,
+        yielding: false,
       };
       this.#partitions.set(partition, state);
     }
@@ -340,7 +385,7 @@ class KafkaSubscription implements BusSubscription {
       state.owned = owned.has(state.partition);
       // Commits sent while the consumer was down are dropped by kafkajs without an error: send again.
       state.committed = undefined;
-      if (!state.owned && !state.running) this.#partitions.delete(state.partition);
+      if (!state.owned && state.busy.size === 0) this.#partitions.delete(state.partition);
     }
     if (this.#closing) {
       // Joined again while closing: the records stay where they are for the members that remain.
@@ -372,56 +417,81 @@ class KafkaSubscription implements BusSubscription {
       state.paused = true;
       this.#pause(state.partition);
     }
-    void this.#drain(state);
+    this.#pump(state);
   }
 
-  async #drain(state: PartitionState): Promise<void> {
-    if (state.running) return;
-    state.running = true;
-    let sinceTurn = 0;
-    while (!this.#fenced && state.head < state.queue.length) {
+  /** Starts what may start now: the next records in order, while their keys are idle and slots free. */
+  #pump(state: PartitionState): void {
+    while (
+      !this.#fenced &&
+      !state.yielding &&
+      state.head < state.queue.length &&
+      state.busy.size < MAX_CONCURRENT_PER_PARTITION
+    ) {
       const message = state.queue[state.head] as KafkaMessage;
+      const key = message.key?.toString('utf8') ?? '';
+      if (state.busy.has(key)) break;
+      if (state.sinceTurn >= RECORDS_PER_TURN) {
+        state.yielding = true;
+        setImmediate(() => {
+          state.yielding = false;
+          state.sinceTurn = 0;
+          this.#pump(state);
+        });
+        break;
+      }
+      state.sinceTurn++;
       state.head++;
       state.bufferedBytes -= sizeOf(message);
-      const after = BigInt(message.offset) + 1n;
-      state.started = after;
-      const record = toRecord(this.#s.topic, message);
+      const started: Started = { after: BigInt(message.offset) + 1n, done: false };
+      state.started = started.after;
+      state.active.push(started);
+      state.busy.add(key);
       this.#inFlight++;
-      try {
-        const { topic, group, handler } = this.#s;
-        const consumed = {
-          topic,
-          headers: record.headers,
-          group,
-          partition: state.partition,
-          offset: message.offset,
-        };
-        await traceConsume(SYSTEM, consumed, () => handler(record));
-      } catch (err) {
-        this.#report(err, record);
-      }
-      this.#inFlight--;
-      if (state.owned) {
-        state.handled = after;
-        this.#scheduleCommit();
-      }
-      if (this.#inFlight === 0) this.#idle?.();
-      if (state.paused && state.bufferedBytes < MAX_BUFFERED_BYTES / 2 && !this.#closing) {
-        state.paused = false;
-        this.#resume(state.partition);
-      }
-      if (++sinceTurn === RECORDS_PER_TURN) {
-        sinceTurn = 0;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      void this.#handle(state, message, key, started);
     }
     if (state.head === state.queue.length) {
       state.queue = [];
       state.head = 0;
     }
-    state.running = false;
+  }
+
+  async #handle(state: PartitionState, message: KafkaMessage, key: string, started: Started): Promise<void> {
+    const record = toRecord(this.#s.topic, message);
+    try {
+      const { topic, group, handler } = this.#s;
+      const consumed = {
+        topic,
+        headers: record.headers,
+        group,
+        partition: state.partition,
+        offset: message.offset,
+      };
+      await traceConsume(SYSTEM, consumed, () => handler(record));
+    } catch (err) {
+      this.#report(err, record);
+    }
+    this.#inFlight--;
+    state.busy.delete(key);
+    started.done = true;
+    // What may be committed: up to the oldest record still running.
+    let finished: Started | undefined;
+    while (state.active[0]?.done === true) finished = state.active.shift();
+    if (finished !== undefined && state.owned) {
+      state.handled = finished.after;
+      this.#scheduleCommit();
+    }
+    if (this.#inFlight === 0) this.#idle?.();
+    if (state.paused && state.bufferedBytes < MAX_BUFFERED_BYTES / 2 && !this.#closing) {
+      state.paused = false;
+      this.#resume(state.partition);
+    }
     // Revoked while its last handler ran: a later assignment starts afresh.
-    if (!state.owned) this.#partitions.delete(state.partition);
+    if (!state.owned && state.busy.size === 0) {
+      this.#partitions.delete(state.partition);
+      return;
+    }
+    this.#pump(state);
   }
 
   /** The whole topic, or one partition. Between a crash and the restart kafkajs has no group to pause. */
@@ -457,7 +527,10 @@ class KafkaSubscription implements BusSubscription {
     }
   }
 
-  /** At most one commit request at a time; offsets that finish meanwhile go in the next one. */
+  /**
+   * At most one commit request at a time, each COMMIT_INTERVAL_MS after the previous one; offsets that
+   * finish meanwhile go in the next one.
+   */
   #scheduleCommit(): void {
     this.#commitRequests++;
     if (this.#committing) return;
@@ -467,6 +540,7 @@ class KafkaSubscription implements BusSubscription {
 
   async #commitLoop(): Promise<void> {
     for (;;) {
+      await this.#commitInterval();
       const requests = this.#commitRequests;
       const due = [...this.#partitions.values()].flatMap((state) =>
         state.owned && state.handled !== undefined && state.handled !== state.committed
@@ -501,7 +575,24 @@ class KafkaSubscription implements BusSubscription {
     }
   }
 
+  #commitInterval(): Promise<void> {
+    if (this.#flushing) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#commitWake = undefined;
+        resolve();
+      }, COMMIT_INTERVAL_MS);
+      this.#commitWake = () => {
+        clearTimeout(timer);
+        this.#commitWake = undefined;
+        resolve();
+      };
+    });
+  }
+
   async #flushCommits(): Promise<void> {
+    this.#flushing = true;
+    this.#commitWake?.();
     await this.#commitDone;
     this.#scheduleCommit();
     await this.#commitDone;
@@ -511,10 +602,11 @@ class KafkaSubscription implements BusSubscription {
 /**
  * The cluster StanzaBus. Publishing: an idempotent producer with acks=all, so `publish` resolves once
  * every in-sync replica has the record; records are keyed by the given key (Java-compatible murmur2
- * partitioning, so every client puts a bare JID on the same partition). Publishes that arrive while a
- * produce request is in flight are sent together in the next one. Consuming: one kafkajs consumer per
- * subscription, offsets committed only after the handler finished, records of one partition one at a
- * time and partitions concurrently. Replays after a crash or a rebalance are expected. Traced: each
+ * partitioning, so every client puts a bare JID on the same partition). Publishes of the linger time,
+ * and those that arrive while a produce request is in flight, are sent together in the next one.
+ * Consuming: one kafkajs consumer per subscription, offsets committed only after the handler finished,
+ * records of one key one at a time, of different keys and partitions concurrently. Replays after a
+ * crash or a rebalance are expected. Traced: each
  * publish runs in a PRODUCER span whose W3C trace context goes into the record's headers, next to an
  * ingress time (kept when given), and each handler in a CONSUMER span that continues that trace.
  */
@@ -526,6 +618,7 @@ export class KafkaStanzaBus implements StanzaBus {
   readonly #group: GroupSettings;
   readonly #publishRetries: number;
   readonly #publishTimeout: number;
+  readonly #linger: number;
   readonly #topics = new Map<string, Promise<void>>();
   readonly #subscriptions = new Set<KafkaSubscription>();
   readonly #queue: Pending[] = [];
@@ -547,6 +640,8 @@ export class KafkaStanzaBus implements StanzaBus {
       heartbeatInterval: positiveInteger(options.heartbeatIntervalMs ?? 1_000, 'heartbeatIntervalMs'),
       rebalanceTimeout: positiveInteger(options.rebalanceTimeoutMs ?? 30_000, 'rebalanceTimeoutMs'),
       closeTimeout: positiveInteger(options.closeTimeoutMs ?? 30_000, 'closeTimeoutMs'),
+      fetchMaxWait: positiveInteger(options.fetchMaxWaitMs ?? FETCH_MAX_WAIT_MS, 'fetchMaxWaitMs'),
+      fetchMinBytes: positiveInteger(options.fetchMinBytes ?? FETCH_MIN_BYTES, 'fetchMinBytes'),
     };
     if (this.#group.heartbeatInterval >= this.#group.sessionTimeout) {
       throw new RangeError('heartbeatIntervalMs must be below sessionTimeoutMs');
@@ -557,6 +652,9 @@ export class KafkaStanzaBus implements StanzaBus {
       options.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS,
       'publishTimeoutMs',
     );
+    const linger = options.lingerMs ?? LINGER_MS;
+    if (!Number.isInteger(linger) || linger < 0) throw new RangeError('lingerMs must be a whole number ≥ 0');
+    this.#linger = linger;
     this.#options = options;
     this.#log = options.log ?? defaultLog;
     this.#onError =
@@ -752,6 +850,8 @@ export class KafkaStanzaBus implements StanzaBus {
   }
 
   async #send(): Promise<void> {
+    // Publishes of the next few milliseconds go in the same request.
+    if (this.#linger > 0) await new Promise((resolve) => setTimeout(resolve, this.#linger));
     while (this.#queue.length > 0) {
       const batch: Pending[] = [];
       let bytes = 0;
