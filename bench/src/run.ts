@@ -244,6 +244,7 @@ export async function main(argv: string[]): Promise<void> {
       targets: server.endpoints.map((endpoint) => ({ host: HOST, domain: DOMAIN, ...endpoint })),
       transport: options.transport,
       components: server.components,
+      ...(server.counters === undefined ? {} : { counters: server.counters }),
       concurrency: options.concurrency,
       log,
     };

@@ -18,6 +18,8 @@ export interface ScenarioContext {
   readonly targets: readonly Target[];
   readonly transport: Transport;
   readonly components: readonly Component[];
+  /** The server's backend counters, when it has backends. */
+  readonly counters?: () => Promise<Readonly<Record<string, number>>>;
   /** Logins (and registrations) in flight at once. */
   readonly concurrency: number;
   readonly log: (line: string) => void;
@@ -201,10 +203,12 @@ export async function chat(
   }
   const warmupCount = Math.round(options.rate * options.warmupSeconds);
   let before: ComponentSample[] = [];
+  let countedBefore: Promise<Readonly<Record<string, number>>> | undefined;
   const users = connections.length;
   const sent = await paced(options.rate, options.seconds + options.warmupSeconds, (seq) => {
     if (seq === warmupCount) {
       before = sampleComponents(ctx.components);
+      countedBefore = ctx.counters?.();
       measureFrom = now();
     }
     // Senders take turns so that every user sends and receives the same share.
@@ -219,6 +223,15 @@ export async function chat(
   const drainUntil = now() + 10_000;
   while (delivered < sent && now() < drainUntil) await sleep(20);
   const windowSeconds = (windowEnd - measureFrom) / 1000;
+  // Backend work per message sent in the window, counted once what it set off has settled.
+  const backendFigures: Record<string, number> = {};
+  const count = ctx.counters;
+  if (countedBefore !== undefined && count !== undefined) {
+    const [start, end] = await Promise.all([countedBefore, sleep(1000).then(() => count())]);
+    for (const [name, value] of Object.entries(end)) {
+      backendFigures[`${name}_per_msg`] = (value - (start[name] ?? 0)) / Math.max(1, sent - warmupCount);
+    }
+  }
   return {
     scenario: 'chat',
     figures: {
@@ -231,6 +244,7 @@ export async function chat(
       delivered_msgs_per_s: deliveredInWindow / windowSeconds,
       cpu_us_per_msg: (cpuMs(usage) * 1000) / Math.max(1, deliveredInWindow),
       rss_mb: rssBytes(usage) / 1024 / 1024,
+      ...backendFigures,
     },
     latency: latencies.summary(),
     usage,

@@ -5,6 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LocalCluster } from '../../../deploy/local/cluster.ts';
 import { processTree, type Component } from '../proc.ts';
+import { openBackendCounters } from './backend-counters.ts';
 import type { RunningServer, ServerOptions } from './server.ts';
 
 /** The metrics port base: the k-th role serves /metrics on it plus k (six roles). */
@@ -84,6 +85,10 @@ export async function startCluster(options: ServerOptions): Promise<RunningServe
     { name: 'redis', pids: tree(backends.pids.redis) },
     { name: 'postgres', pids: tree(backends.pids.postgres) },
   ];
+  const counters = await openBackendCounters(backends).catch(async (err: unknown) => {
+    await cluster.stop();
+    throw err;
+  });
   // Where the edges said they listen: edge i on the client port bases plus i.
   const endpoints = cluster.edges.map((edge) => ({
     c2sPort: edge.ports.c2s,
@@ -93,8 +98,10 @@ export async function startCluster(options: ServerOptions): Promise<RunningServe
     name: 'Starling (cluster: 2 edges, 2 routers, presence, archive)',
     endpoints,
     components,
+    counters: () => counters.read(),
     async stop() {
       stopping = true;
+      await counters.close();
       const codes = await cluster.stop();
       const failed = cluster.processes.filter((_, index) => codes[index] !== 0);
       if (failed.length > 0) {

@@ -30,5 +30,7 @@ export interface RunningServer {
   readonly endpoints: readonly Endpoint[];
   /** Every process whose CPU and memory count as the server's. */
   readonly components: readonly Component[];
+  /** Work counted by the backends (Kafka records, Redis commands, PostgreSQL rows), where there are any. */
+  readonly counters?: () => Promise<Readonly<Record<string, number>>>;
   stop(): Promise<void>;
 }
