@@ -117,11 +117,13 @@ export async function storm(
   // A warm-up round, not measured: a server that compiles as it runs (V8) is measured warm, as it runs.
   const warm = await inPool(Math.min(count, STORM_WARMUP), ctx.concurrency, (index) => login(ctx, index));
   await closeAll(warm);
+  const countedBefore = await ctx.counters?.();
   const before = sampleComponents(ctx.components);
   const started = now();
   const connections = await inPool(count, ctx.concurrency, (index) => login(ctx, index));
   const seconds = (now() - started) / 1000;
   const loggedIn = usageBetween(before, sampleComponents(ctx.components));
+  const backendFigures = await perOperation(ctx, countedBefore, count, 'login');
   ctx.log(`${String(count)} logins in ${seconds.toFixed(1)} s; idle for ${String(idleSeconds)} s`);
   await sleep(idleSeconds * 1000);
   const idle = sampleComponents(ctx.components);
@@ -136,9 +138,49 @@ export async function storm(
       cpu_ms_per_login: cpuMs(loggedIn) / count,
       rss_kb_per_idle_connection: (rssBytes(idle) - rssBytes(before)) / 1024 / count,
       rss_mb_idle: rssBytes(idle) / 1024 / 1024,
+      ...perComponentRss(before, idle, count),
+      ...backendFigures,
     },
     usage: loggedIn,
   };
+}
+
+/**
+ * With several server processes, each one's growth per connection: the sum alone mixes the edges' share
+ * with the swings of a JVM's or a database's memory.
+ */
+function perComponentRss(
+  before: readonly ComponentSample[],
+  after: readonly ComponentSample[],
+  connections: number,
+): Record<string, number> {
+  if (after.length < 2) return {};
+  return Object.fromEntries(
+    after.map((sample, index) => [
+      `rss_kb_per_idle_connection_${sample.name}`,
+      (sample.rssBytes - (before[index]?.rssBytes ?? 0)) / 1024 / connections,
+    ]),
+  );
+}
+
+/**
+ * The backends' work per operation since `start`, counted once what the operations set off has settled;
+ * nothing for a server without backend counters.
+ */
+async function perOperation(
+  ctx: ScenarioContext,
+  start: Readonly<Record<string, number>> | undefined,
+  operations: number,
+  unit: string,
+): Promise<Record<string, number>> {
+  if (start === undefined || ctx.counters === undefined) return {};
+  await sleep(1000);
+  const end = await ctx.counters();
+  const figures: Record<string, number> = {};
+  for (const [name, value] of Object.entries(end)) {
+    figures[`${name}_per_${unit}`] = (value - (start[name] ?? 0)) / Math.max(1, operations);
+  }
+  return figures;
 }
 
 /** Sends `rate` stanzas per second for `seconds`, calling `send(seq)` for each. Returns how many went. */
@@ -223,15 +265,7 @@ export async function chat(
   const drainUntil = now() + 10_000;
   while (delivered < sent && now() < drainUntil) await sleep(20);
   const windowSeconds = (windowEnd - measureFrom) / 1000;
-  // Backend work per message sent in the window, counted once what it set off has settled.
-  const backendFigures: Record<string, number> = {};
-  const count = ctx.counters;
-  if (countedBefore !== undefined && count !== undefined) {
-    const [start, end] = await Promise.all([countedBefore, sleep(1000).then(() => count())]);
-    for (const [name, value] of Object.entries(end)) {
-      backendFigures[`${name}_per_msg`] = (value - (start[name] ?? 0)) / Math.max(1, sent - warmupCount);
-    }
-  }
+  const backendFigures = await perOperation(ctx, await countedBefore, sent - warmupCount, 'msg');
   return {
     scenario: 'chat',
     figures: {

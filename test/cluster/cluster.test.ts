@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../harness/index.ts';
 import { startLocalCluster, testRoleEnv, type LocalCluster } from '../../deploy/local/cluster.ts';
+import { openBackendCounters } from '../../bench/src/servers/backend-counters.ts';
 
 let cluster: LocalCluster | undefined;
 
@@ -55,6 +56,40 @@ describe('a cluster of separate processes', () => {
     expect(received.getChild('stanza-id', 'urn:xmpp:sid:0')?.attrs.by).toBe('juliet@localhost');
     await romeo.stop();
     await juliet.stop();
+  });
+
+  it('costs the backends three Kafka records and two archive rows per archived chat message', async () => {
+    const backends = running().ownBackends;
+    if (!backends) throw new Error('the cluster started no backends of its own');
+    const counters = await openBackendCounters(backends);
+    const romeo = await connect(edge(0), { username: 'romeo', password: 'romeo-secret', resource: 'count' });
+    const juliet = await connect(edge(1), {
+      username: 'juliet',
+      password: 'juliet-secret',
+      resource: 'count',
+    });
+    try {
+      const before = await counters.read();
+      await romeo.send("<message to='juliet@localhost/count' type='chat'><body>counted</body></message>");
+      await juliet.expect(body('counted'), 15_000);
+      // The archive role writes after the delivery may have happened.
+      const deadline = Date.now() + 10_000;
+      let after = await counters.read();
+      while (after.pg_archive_rows! - before.pg_archive_rows! < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        after = await counters.read();
+      }
+      // The stanza on the stanzas topic, then one archive write for each party.
+      expect(after.kafka_records! - before.kafka_records!).toBe(3);
+      expect(after.pg_archive_rows! - before.pg_archive_rows!).toBe(2);
+      expect(after.pg_wal_bytes!).toBeGreaterThan(before.pg_wal_bytes!);
+      // At least the router's look-up of juliet's sessions.
+      expect(after.redis_commands! - before.redis_commands!).toBeGreaterThanOrEqual(1);
+    } finally {
+      await romeo.stop();
+      await juliet.stop();
+      await counters.close();
+    }
   });
 
   it('keeps one sender’s messages in order across edges, routers and partitions', async () => {

@@ -1,5 +1,5 @@
 // What the cluster's backends did, counted on the backends themselves: records appended to Kafka topics,
-// commands Redis ran, rows and WAL PostgreSQL wrote. Differences between two readings, divided by the
+// commands Redis ran and the memory it holds, rows and WAL PostgreSQL wrote. Differences between two readings, divided by the
 // messages sent between them, give the per-message costs the capacity model starts from.
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { Redis } from 'ioredis';
@@ -43,8 +43,9 @@ export async function openBackendCounters(backends: BackendAddresses): Promise<B
   await Promise.all([redis.connect(), admin.connect(), postgres.connect()]);
   return {
     async read() {
-      const [info, records, wal, archived] = await Promise.all([
+      const [info, memory, records, wal, archived] = await Promise.all([
         redis.info('commandstats'),
+        redis.info('memory'),
         kafkaRecords(admin),
         postgres.query<{ bytes: string }>(
           "select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint::text as bytes",
@@ -54,6 +55,7 @@ export async function openBackendCounters(backends: BackendAddresses): Promise<B
       return {
         kafka_records: records,
         redis_commands: redisCommands(info),
+        redis_memory_bytes: Number(/^used_memory:(\d+)/m.exec(memory)?.[1] ?? 0),
         pg_archive_rows: Number(archived.rows[0]?.rows ?? 0),
         pg_wal_bytes: Number(wal.rows[0]?.bytes ?? 0),
       };
