@@ -142,8 +142,9 @@ export async function directedPresence(
   } else if (type !== 'available' && directed.includes(to)) {
     next = directed.filter((jid) => jid !== to);
   }
-  await ctx.routing.route(out);
+  // Recorded before it is sent: once the entity has it, a session end must find it in the list.
   if (next !== undefined) await ctx.registry.update(session.jid, session.sessionId, { directed: next });
+  await ctx.routing.route(out);
 }
 
 /** The end of a session (closed, failed, replaced or swept): §4.5.2 on its behalf, then the session-ended hook. */

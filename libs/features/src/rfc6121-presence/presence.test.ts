@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LocalDelivery, MemorySessionRegistry, MemoryStanzaBus } from '@starling/adapters';
 import { openSqliteStore } from '@starling/store';
 import { defineFeature, type Feature } from '@starling/core';
-import type { SessionRecord } from '@starling/ports';
+import type { Delivery, SessionRecord, SessionRegistry } from '@starling/ports';
 import { parseTrusted } from '@starling/xmpp';
 import { type TestSession, World } from './test-world.ts';
 
@@ -20,14 +20,13 @@ afterEach(async () => {
   world = undefined;
 });
 
-async function open(features: readonly Feature[] = []): Promise<World> {
+async function open(
+  features: readonly Feature[] = [],
+  delivery: Delivery = new LocalDelivery(),
+  registry: SessionRegistry = new MemorySessionRegistry(),
+): Promise<World> {
   world = await World.open(
-    {
-      bus: new MemoryStanzaBus(),
-      registry: new MemorySessionRegistry(),
-      delivery: new LocalDelivery(),
-      store: await openSqliteStore(':memory:'),
-    },
+    { bus: new MemoryStanzaBus(), registry, delivery, store: await openSqliteStore(':memory:') },
     { features },
   );
   for (const user of ['juliet', 'romeo', 'nurse', 'benvolio']) await world.account(user);
@@ -353,6 +352,29 @@ describe('directed presence (§4.6)', () => {
     await w.end(juliet);
     expect(w.take(nurse.jid)).toEqual([`presence unavailable ${JULIET}/balcony -> ${NURSE}/chamber`]);
     expect(w.take(romeo.jid)).toEqual([`presence unavailable ${JULIET}/balcony -> ${ROMEO}`]);
+  });
+
+  it('records the entity before the presence reaches it, so an end right after it still tells it', async () => {
+    const registry = new MemorySessionRegistry();
+    const local = new LocalDelivery();
+    // What the sender's session record held at the moment the nurse got the presence.
+    const heldWhenDelivered: (readonly string[] | undefined)[] = [];
+    const delivery: Delivery = {
+      async deliver(target, payload) {
+        if (target.jid === `${NURSE}/chamber` && payload.kind === 'stanza' && payload.xml.includes('psst')) {
+          heldWhenDelivered.push((await registry.get(`${JULIET}/balcony`))?.directed);
+        }
+        return local.deliver(target, payload);
+      },
+      listen: (edgeId, receiver) => local.listen(edgeId, receiver),
+      close: () => local.close(),
+    };
+    const w = await open([], delivery, registry);
+    const nurse = await w.connect(`${NURSE}/chamber`);
+    const juliet = await online(w, `${JULIET}/balcony`);
+    await w.send(juliet, `<presence to='${NURSE}/chamber'><status>psst</status></presence>`);
+    expect(w.take(nurse.jid)).toHaveLength(1);
+    expect(heldWhenDelivered).toEqual([[`${NURSE}/chamber`]]);
   });
 
   it('directed unavailable forgets the entity', async () => {
