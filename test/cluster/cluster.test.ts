@@ -62,6 +62,19 @@ describe('a cluster of separate processes', () => {
     const backends = running().ownBackends;
     if (!backends) throw new Error('the cluster started no backends of its own');
     const counters = await openBackendCounters(backends);
+    // Counts once what earlier sessions set off (their ends, their archive writes) has landed.
+    const settled = async (): Promise<Record<string, number>> => {
+      let last = await counters.read();
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const next = await counters.read();
+        if (next.kafka_records === last.kafka_records && next.pg_archive_rows === last.pg_archive_rows) {
+          return next;
+        }
+        last = next;
+      }
+      throw new Error('the backends did not settle within 10 s');
+    };
     const romeo = await connect(edge(0), { username: 'romeo', password: 'romeo-secret', resource: 'count' });
     const juliet = await connect(edge(1), {
       username: 'juliet',
@@ -69,16 +82,18 @@ describe('a cluster of separate processes', () => {
       resource: 'count',
     });
     try {
-      const before = await counters.read();
+      const before = await settled();
       await romeo.send("<message to='juliet@localhost/count' type='chat'><body>counted</body></message>");
       await juliet.expect(body('counted'), 15_000);
       // The archive role writes after the delivery may have happened.
       const deadline = Date.now() + 10_000;
-      let after = await counters.read();
-      while (after.pg_archive_rows! - before.pg_archive_rows! < 2 && Date.now() < deadline) {
+      while (
+        (await counters.read()).pg_archive_rows! - before.pg_archive_rows! < 2 &&
+        Date.now() < deadline
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 100));
-        after = await counters.read();
       }
+      const after = await settled();
       // The stanza on the stanzas topic, then one archive write for each party.
       expect(after.kafka_records! - before.kafka_records!).toBe(3);
       expect(after.pg_archive_rows! - before.pg_archive_rows!).toBe(2);
