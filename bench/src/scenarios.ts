@@ -251,6 +251,8 @@ export async function chat(
     if (seq === warmupCount) {
       before = sampleComponents(ctx.components);
       countedBefore = ctx.counters?.();
+      // Awaited after the run, where a failure is reported; until then it must not count as unhandled.
+      countedBefore?.catch(() => undefined);
       measureFrom = now();
     }
     // Senders take turns so that every user sends and receives the same share.
