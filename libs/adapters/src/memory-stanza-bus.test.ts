@@ -129,6 +129,48 @@ describe('MemoryStanzaBus', () => {
     await bus.close();
   });
 
+  it('runs up to 64 keys of one partition at once, and a busy key holds back the records after it', async () => {
+    const bus = new MemoryStanzaBus({ partitions: 1 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const started: string[] = [];
+    await bus.subscribe('t', 'g', async (record) => {
+      started.push(`${record.key}:${record.value}`);
+      await gate;
+    });
+    // k0 twice: its second record waits for the first, and so does every record after it.
+    await bus.publish('t', 'k0', 'a');
+    await bus.publish('t', 'k0', 'b');
+    await bus.publish('t', 'k1', 'a');
+    await waitFor(() => started.length === 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual(['k0:a']);
+    release();
+    await waitFor(() => started.length === 3);
+    expect(started).toEqual(['k0:a', 'k0:b', 'k1:a']);
+
+    let releaseMany!: () => void;
+    const many = new Promise<void>((resolve) => (releaseMany = resolve));
+    const running = new Set<string>();
+    let most = 0;
+    let done = 0;
+    await bus.subscribe('u', 'g', async (record) => {
+      running.add(record.key);
+      most = Math.max(most, running.size);
+      await many;
+      running.delete(record.key);
+      done++;
+    });
+    for (let i = 0; i < 100; i++) await bus.publish('u', `k${String(i)}`, 'x');
+    await waitFor(() => running.size === 64);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(running.size).toBe(64);
+    releaseMany();
+    await waitFor(() => done === 100);
+    expect(most).toBe(64);
+    await bus.close();
+  });
+
   it('refuses nonsensical options', () => {
     expect(() => new MemoryStanzaBus({ partitions: 0 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ maxBuffered: 1.5 })).toThrow(RangeError);

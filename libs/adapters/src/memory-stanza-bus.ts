@@ -21,6 +21,12 @@ const SYSTEM = 'starling-memory';
 // Handlers that resolve at once would keep the loop in microtasks; sockets need a turn now and then.
 const RECORDS_PER_TURN = 256;
 const COMPACT_AFTER = 1024;
+/**
+ * Handlers of one partition running at once (of different keys). Lets the handlers of many keys be under
+ * way together, so that a consumer gathering work (the archive's batched writes) sees more than one
+ * record per partition.
+ */
+const MAX_CONCURRENT_PER_PARTITION = 64;
 
 interface Member {
   readonly handler: BusHandler;
@@ -29,12 +35,20 @@ interface Member {
   left: Promise<void> | undefined;
 }
 
-/** One partition of one group: records run strictly one after the other, which keeps per-key order. */
+/**
+ * One partition of one group. Records start in publish order, records of one key one after the other; a
+ * record whose key is busy holds back those after it, as on the Kafka bus.
+ */
 interface PartitionQueue {
   readonly index: number;
   records: (BusRecord | undefined)[];
   head: number;
-  running: boolean;
+  /** Keys of the records whose handlers run. */
+  readonly busy: Set<string>;
+  /** Records started since the event loop last had a turn. */
+  sinceTurn: number;
+  /** Whether a start is already due, in a microtask or at the next turn of the event loop. */
+  scheduled: boolean;
 }
 
 interface Group {
@@ -143,7 +157,7 @@ export class MemoryStanzaBus implements StanzaBus {
     const member: Member = { handler, inFlight: 0, idle: undefined, left: undefined };
     joined.members.push(member);
     for (const queue of joined.queues) {
-      if (queue && !queue.running && queue.head < queue.records.length) this.#start(joined, queue);
+      if (queue && queue.head < queue.records.length) this.#schedule(joined, queue);
     }
     const target = joined;
     return Promise.resolve({ close: () => this.#leave(target, member) });
@@ -179,50 +193,79 @@ export class MemoryStanzaBus implements StanzaBus {
   }
 
   #enqueue(group: Group, partition: number, record: BusRecord): void {
-    const queue = (group.queues[partition] ??= { index: partition, records: [], head: 0, running: false });
+    const queue = (group.queues[partition] ??= {
+      index: partition,
+      records: [],
+      head: 0,
+      busy: new Set(),
+      sinceTurn: 0,
+      scheduled: false,
+    });
     queue.records.push(record);
     group.waiting++;
-    if (!queue.running && group.members.length > 0) this.#start(group, queue);
+    if (group.members.length > 0) this.#schedule(group, queue);
   }
 
-  #start(group: Group, queue: PartitionQueue): void {
-    queue.running = true;
-    queueMicrotask(() => void this.#drain(group, queue));
+  /** Starts what may start in a microtask: never inside the call stack of publish or subscribe. */
+  #schedule(group: Group, queue: PartitionQueue): void {
+    if (queue.scheduled) return;
+    queue.scheduled = true;
+    queueMicrotask(() => {
+      queue.scheduled = false;
+      this.#pump(group, queue);
+    });
   }
 
-  async #drain(group: Group, queue: PartitionQueue): Promise<void> {
-    let sinceTurn = 0;
-    while (queue.head < queue.records.length) {
+  /** Starts what may start now: the next records in order, while their keys are idle and slots free. */
+  #pump(group: Group, queue: PartitionQueue): void {
+    while (
+      !queue.scheduled &&
+      queue.head < queue.records.length &&
+      queue.busy.size < MAX_CONCURRENT_PER_PARTITION
+    ) {
       // Partitions are spread over the members present now; when none is left the records wait.
       const member = group.members[queue.index % group.members.length];
       if (!member) break;
       const record = queue.records[queue.head] as BusRecord;
+      if (queue.busy.has(record.key)) break;
+      if (queue.sinceTurn >= RECORDS_PER_TURN) {
+        queue.scheduled = true;
+        setImmediate(() => {
+          queue.scheduled = false;
+          queue.sinceTurn = 0;
+          this.#pump(group, queue);
+        });
+        break;
+      }
+      queue.sinceTurn++;
       queue.records[queue.head] = undefined;
       queue.head++;
       group.waiting--;
-      // Under steady load the loop may never stop, so the consumed prefix is dropped as it goes.
+      // Under steady load the queue may never empty, so the consumed prefix is dropped as it goes.
       if (queue.head >= COMPACT_AFTER && queue.head * 2 >= queue.records.length) compact(queue);
+      queue.busy.add(record.key);
       member.inFlight++;
-      try {
-        const consumed = {
-          topic: record.topic,
-          headers: record.headers,
-          group: group.name,
-          partition: queue.index,
-        };
-        await traceConsume(SYSTEM, consumed, () => member.handler(record));
-      } catch (err) {
-        this.#report(err, record);
-      }
-      member.inFlight--;
-      if (member.inFlight === 0) member.idle?.();
-      if (++sinceTurn === RECORDS_PER_TURN) {
-        sinceTurn = 0;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      void this.#handle(group, queue, member, record);
     }
-    compact(queue);
-    queue.running = false;
+    if (queue.head === queue.records.length) compact(queue);
+  }
+
+  async #handle(group: Group, queue: PartitionQueue, member: Member, record: BusRecord): Promise<void> {
+    try {
+      const consumed = {
+        topic: record.topic,
+        headers: record.headers,
+        group: group.name,
+        partition: queue.index,
+      };
+      await traceConsume(SYSTEM, consumed, () => member.handler(record));
+    } catch (err) {
+      this.#report(err, record);
+    }
+    member.inFlight--;
+    if (member.inFlight === 0) member.idle?.();
+    queue.busy.delete(record.key);
+    this.#pump(group, queue);
   }
 
   #report(err: unknown, record: BusRecord): void {
