@@ -53,6 +53,7 @@ describe('the load generator', () => {
       log: () => undefined,
     };
     await registerUsers(ctx, 21);
+    await registerUsers(ctx, 12, 'p');
   }, 90_000);
 
   afterAll(async () => {
@@ -86,8 +87,8 @@ describe('the load generator', () => {
     expect(result.latency!.max).toBeLessThan(10_000);
   });
 
-  it('fans presence out to every contact', async () => {
-    const connections = await inPool(12, 10, (index) => login(ctx, index));
+  it('fans presence out to every contact, on accounts of their own', async () => {
+    const connections = await inPool(12, 10, (index) => login(ctx, index, { accounts: 'p' }));
     await ensureRosters(ctx, connections, 4);
     const result = await presence(ctx, connections, { roster: 4, rate: 20, seconds: 1 });
     await inPool(connections.length, 10, (index) => connections[index]!.close());
@@ -97,6 +98,10 @@ describe('the load generator', () => {
       delivered: 80,
       lost: 0,
     });
+    // The other scenarios' accounts keep empty rosters: a login there measures no presence broadcast.
+    const plain = await login(ctx, 0, { presence: false });
+    expect(await plain.roster()).toBe(0);
+    await plain.close();
   });
 
   it('resumes dropped streams and delivers what was queued for them', async () => {

@@ -15,6 +15,7 @@ import {
   registerUsers,
   resumeStorm,
   storm,
+  type AccountSet,
   type ScenarioContext,
   type ScenarioResult,
 } from './scenarios.ts';
@@ -147,12 +148,22 @@ function usersNeeded(options: Options): number {
   }
 }
 
+/** The accounts a scenario logs in with: the presence scenario's carry rosters, the others' do not. */
+function accountsOf(options: Options): AccountSet {
+  return options.scenario === 'presence' ? 'p' : 'u';
+}
+
 /** Registers what the server's data directory does not have yet (accounts stay between runs). */
-async function ensureUsers(ctx: ScenarioContext, dir: string, needed: number): Promise<void> {
-  const file = join(dir, 'registered-users');
+async function ensureUsers(
+  ctx: ScenarioContext,
+  dir: string,
+  needed: number,
+  accounts: AccountSet,
+): Promise<void> {
+  const file = join(dir, accounts === 'u' ? 'registered-users' : `registered-users-${accounts}`);
   const have = Number(await readFile(file, 'utf8').catch(() => '0'));
   if (have >= needed) return;
-  await registerUsers(ctx, needed);
+  await registerUsers(ctx, needed, accounts);
   await writeFile(file, String(needed));
 }
 
@@ -203,7 +214,9 @@ async function runScenario(ctx: ScenarioContext, options: Options): Promise<Scen
       return results;
     }
     case 'presence': {
-      const connections = await inPool(options.users, ctx.concurrency, (index) => login(ctx, index));
+      const connections = await inPool(options.users, ctx.concurrency, (index) =>
+        login(ctx, index, { accounts: 'p' }),
+      );
       await ensureRosters(ctx, connections, options.roster);
       const result = await presence(ctx, connections, {
         roster: options.roster,
@@ -248,7 +261,7 @@ export async function main(argv: string[]): Promise<void> {
       concurrency: options.concurrency,
       log,
     };
-    await ensureUsers(ctx, serverDir, usersNeeded(options));
+    await ensureUsers(ctx, serverDir, usersNeeded(options), accountsOf(options));
     const results = await runScenario(ctx, options);
     const at = new Date().toISOString();
     for (const result of results) {

@@ -39,8 +39,15 @@ export function targetOf(ctx: ScenarioContext, index: number): Target {
   return ctx.targets[index % ctx.targets.length]!;
 }
 
-export function userName(index: number): string {
-  return `u${String(index)}`;
+/**
+ * Accounts come in two sets: `u` accounts have empty rosters (storm, chat, resume), `p` accounts get the
+ * presence scenario's rosters. Kept apart, a presence run does not make later logins in the same data
+ * directory broadcast to a hundred contacts each.
+ */
+export type AccountSet = 'u' | 'p';
+
+export function userName(index: number, accounts: AccountSet = 'u'): string {
+  return `${accounts}${String(index)}`;
 }
 
 /** Runs `task` for 0..count-1 with at most `concurrency` in flight; the first failure rejects. */
@@ -61,18 +68,23 @@ export async function inPool<T>(
   return results;
 }
 
-/** Registers users 0..count-1 over XEP-0077 (existing accounts are fine). */
-export async function registerUsers(ctx: ScenarioContext, count: number): Promise<void> {
+/** Registers users 0..count-1 of a set over XEP-0077 (existing accounts are fine). */
+export async function registerUsers(
+  ctx: ScenarioContext,
+  count: number,
+  accounts: AccountSet = 'u',
+): Promise<void> {
   const started = now();
   await inPool(count, ctx.concurrency, async (index) => {
     const connection = await Connection.open(targetOf(ctx, index), 'plain');
-    await connection.register(userName(index), PASSWORD);
+    await connection.register(userName(index, accounts), PASSWORD);
     await connection.close();
   });
   ctx.log(`registered ${String(count)} users in ${((now() - started) / 1000).toFixed(1)} s`);
 }
 
 export interface LoginOptions {
+  readonly accounts?: AccountSet;
   readonly presence?: boolean;
   readonly streamManagement?: boolean;
 }
@@ -84,7 +96,7 @@ export async function login(
   options: LoginOptions = {},
 ): Promise<Connection> {
   const connection = await Connection.open(targetOf(ctx, index), ctx.transport);
-  await connection.authenticate(userName(index), PASSWORD);
+  await connection.authenticate(userName(index, options.accounts), PASSWORD);
   await connection.bind('bench');
   if (options.streamManagement === true) await connection.enableStreamManagement();
   await connection.roster();
@@ -298,7 +310,6 @@ export async function ensureRosters(
 ) {
   const users = connections.length;
   const half = roster / 2;
-  const domain = ctx.targets[0]!.domain;
   // A set-up cut short leaves some rosters partly done: every user's is checked, and asking again is harmless.
   const done = await inPool(
     users,
@@ -306,7 +317,7 @@ export async function ensureRosters(
     async (index) => (await countRoster(connections[index]!, true)) >= roster,
   );
   if (done.every(Boolean)) return;
-  const bare = (index: number): string => `${userName(index % users)}@${domain}`;
+  const bare = (index: number): string => connections[index % users]!.jid.split('/')[0]!;
   const pairs: [number, number][] = [];
   for (let index = 0; index < users; index++) {
     for (let distance = 1; distance <= half; distance++) pairs.push([index, (index + distance) % users]);
