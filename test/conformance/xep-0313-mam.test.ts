@@ -329,3 +329,39 @@ describe('discovery and errors', () => {
     expect(romeo.pending().filter((el) => el.getChild('result', NS_MAM) !== undefined)).toEqual([]);
   });
 });
+
+describe('with archives off (archive.enabled: false)', () => {
+  let off: TestServer;
+  let offCast: Cast;
+  beforeAll(async () => {
+    off = await startTestServer({ archive: { enabled: false } });
+    offCast = new Cast(off);
+  });
+  afterAll(async () => {
+    await offCast.leave();
+    await off.stop();
+  });
+
+  it('delivers messages without stanza-ids, announces no MAM, and refuses MAM requests', async () => {
+    const romeo = await online(offCast, 'romeo');
+    const juliet = await online(offCast, 'juliet');
+
+    await romeo.send(chat(juliet.bare, 'Good night, good night!'));
+    const got = await juliet.expect(message(romeo.jid, 'Good night, good night!'));
+    const info = await juliet.iq(
+      `<iq type='get' to='${juliet.bare}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+    );
+    const answer = await mam(juliet);
+
+    expect(got.getChildren('stanza-id', NS_SID)).toEqual([]);
+    const features = info
+      .getChild('query', 'http://jabber.org/protocol/disco#info')
+      ?.getChildren('feature')
+      .map((feature) => attr(feature, 'var'));
+    expect(features).toContain('http://jabber.org/protocol/disco#info');
+    expect(features).not.toContain(NS_MAM);
+    expect(features).not.toContain(NS_SID);
+    expect(stanzaError(answer.reply).condition).toBe('service-unavailable');
+    expect(answer.results).toEqual([]);
+  });
+});

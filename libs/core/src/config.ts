@@ -92,6 +92,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    archive: z
+      .object({
+        /**
+         * XEP-0313 message archives: every chat message is stored for its sender and its recipient, and
+         * stamped with a XEP-0359 stanza-id. Off, nothing is archived and MAM requests are refused.
+         */
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     server: z
       .object({
         /** Name and version answered to XEP-0092 queries. */

@@ -53,5 +53,7 @@ export default defineFeature({
   id: 'xep-0359-stanza-ids',
   spec: { xep: 359, title: 'Unique and Stable Stanza IDs' },
   roles: ['router'],
+  // Without archives no message gets an id, so none is announced.
+  enabled: (config) => config.archive.enabled,
   disco: { accountFeatures: [NS_SID] },
 });

@@ -16,7 +16,11 @@ export async function startArchive(deps: RoleDeps): Promise<RoleHandle> {
   const log = deps.log.child({ role: 'archive' });
   const host = await setupRole('archive', deps);
   const handler = archiveHandlerFor(host.context);
-  if (handler === undefined) log.warn('the xep-0313-mam feature is not enabled: archive records are dropped');
+  if (handler === undefined) {
+    if (deps.config.archive.enabled)
+      log.warn('the xep-0313-mam feature is not set up: archive records are dropped');
+    else log.info('archives are off (archive.enabled: false): archive records are dropped');
+  }
 
   async function dispatch(envelope: ArchiveEnvelope): Promise<void> {
     if (handler === undefined) return;

@@ -20,6 +20,7 @@ export default defineFeature({
   id: 'xep-0313-mam',
   spec: { xep: 313, title: 'Message Archive Management' },
   roles: ['router', 'archive'],
+  enabled: (config) => config.archive.enabled,
   // §7: user archives live at the account's bare JID; #extended: after-id, before-id, ids, flip-page, metadata.
   disco: { accountFeatures: [NS_MAM, NS_MAM_EXTENDED] },
   setup(context) {
