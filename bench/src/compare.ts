@@ -24,6 +24,8 @@ interface Case {
   readonly args: readonly string[];
   /** The figures shown, with how each is named in the table. */
   readonly figures: readonly (readonly [string, string])[];
+  /** The servers run; by default those whose archive setting makes no difference to the case. */
+  readonly servers?: readonly Server[];
 }
 
 const LATENCY: readonly (readonly [string, string])[] = [
@@ -31,11 +33,32 @@ const LATENCY: readonly (readonly [string, string])[] = [
   ['p99', 'latency p99 (ms)'],
 ];
 
+/**
+ * Starling archives every message by default, as ejabberd does with mod_mam; both are also measured without
+ * archives (Debian's ejabberd has no mod_mam in its default module set).
+ */
+const ALL_SERVERS = ['starling', 'starling-noarchive', 'ejabberd', 'ejabberd-nomam'] as const;
+type Server = (typeof ALL_SERVERS)[number];
+const DEFAULT_SERVERS: readonly Server[] = ['starling', 'ejabberd', 'ejabberd-nomam'];
+const LABELS: Readonly<Record<Server, string>> = {
+  starling: 'Starling',
+  'starling-noarchive': 'Starling, no archive',
+  ejabberd: 'ejabberd + MAM',
+  'ejabberd-nomam': 'ejabberd, no MAM',
+};
+/** The ratios shown, Starling's figure over the other's, where a case ran both. */
+const RATIOS: readonly (readonly [Server, Server])[] = [
+  ['starling', 'ejabberd'],
+  ['starling', 'ejabberd-nomam'],
+  ['starling-noarchive', 'ejabberd-nomam'],
+];
+
 const CASES: readonly Case[] = [
   {
     id: 'chat',
     title: 'chat, 1,000 users in pairs, 5,000 msg/s, plain TCP',
     args: ['--scenario', 'chat', '--pairs', '500', '--rate', '5000', '--seconds', '20'],
+    servers: ALL_SERVERS,
     figures: [
       ['cpu_us_per_msg', 'server CPU per delivered message (µs)'],
       ['delivered_msgs_per_s', 'delivered msg/s'],
@@ -95,15 +118,6 @@ const CASES: readonly Case[] = [
   },
 ];
 
-/** Starling archives every message by default; ejabberd is measured with mod_mam on and, as Debian ships it, off. */
-const SERVERS = ['starling', 'ejabberd', 'ejabberd-nomam'] as const;
-const RIVALS = SERVERS.slice(1);
-const LABELS: Readonly<Record<(typeof SERVERS)[number], string>> = {
-  starling: 'Starling',
-  ejabberd: 'ejabberd + MAM',
-  'ejabberd-nomam': 'ejabberd, no MAM',
-};
-
 interface RunRecord {
   readonly server: string;
   readonly scenario: string;
@@ -144,26 +158,31 @@ function show(value: number | undefined): string {
 }
 
 function table(item: Case, results: ReadonlyMap<string, RunRecord[]>): string {
+  const servers = item.servers ?? DEFAULT_SERVERS;
+  const ratios = RATIOS.filter(([ours, theirs]) => servers.includes(ours) && servers.includes(theirs));
   const lines = [
-    `**${item.title}** (median of the runs: ${SERVERS.map((server) => `${LABELS[server]} ${String(results.get(server)?.length ?? 0)}`).join(', ')})`,
+    `**${item.title}** (median of the runs: ${servers.map((server) => `${LABELS[server]} ${String(results.get(server)?.length ?? 0)}`).join(', ')})`,
     '',
-    `| figure | ${SERVERS.map((server) => LABELS[server]).join(' | ')} | ${RIVALS.map((server) => `Starling / ${LABELS[server]}`).join(' | ')} |`,
-    `|---|${'---|'.repeat(SERVERS.length + RIVALS.length)}`,
+    `| figure | ${servers.map((server) => LABELS[server]).join(' | ')} | ${ratios.map(([ours, theirs]) => `${LABELS[ours]} / ${LABELS[theirs]}`).join(' | ')} |`,
+    `|---|${'---|'.repeat(servers.length + ratios.length)}`,
   ];
   for (const [name, label] of item.figures) {
-    const medians = SERVERS.map((server) => {
-      const values = (results.get(server) ?? [])
-        .map((record) => figure(record, name))
-        .filter((value): value is number => value !== undefined);
-      return values.length > 0 ? median(values) : undefined;
+    const medians = new Map(
+      servers.map((server) => {
+        const values = (results.get(server) ?? [])
+          .map((record) => figure(record, name))
+          .filter((value): value is number => value !== undefined);
+        return [server, values.length > 0 ? median(values) : undefined];
+      }),
+    );
+    const shown = ratios.map(([ours, theirs]) => {
+      const a = medians.get(ours);
+      const b = medians.get(theirs);
+      return a !== undefined && b !== undefined && b !== 0 ? (a / b).toFixed(2) : '–';
     });
-    const ours = medians[0];
-    const ratios = medians
-      .slice(1)
-      .map((theirs) =>
-        ours !== undefined && theirs !== undefined && theirs !== 0 ? (ours / theirs).toFixed(2) : '–',
-      );
-    lines.push(`| ${label} | ${medians.map(show).join(' | ')} | ${ratios.join(' | ')} |`);
+    lines.push(
+      `| ${label} | ${servers.map((server) => show(medians.get(server))).join(' | ')} | ${shown.join(' | ')} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -191,10 +210,11 @@ interface CaseResults {
 }
 
 async function runCase(item: Case, rounds: number, dir: string): Promise<CaseResults> {
-  const results = new Map<string, RunRecord[]>(SERVERS.map((server) => [server, []]));
+  const servers = item.servers ?? DEFAULT_SERVERS;
+  const results = new Map<string, RunRecord[]>(servers.map((server) => [server, []]));
   const failures: string[] = [];
   for (let round = 0; round < rounds; round++) {
-    for (const server of SERVERS) {
+    for (const server of servers) {
       const out = join(dir, `${item.id}-${server}-${String(round)}.jsonl`);
       await rm(out, { force: true });
       process.stderr.write(

@@ -8,7 +8,13 @@ import type { RunningServer, ServerOptions } from './server.ts';
 
 const BIN = new URL('../../../bin/starling.js', import.meta.url).pathname;
 
-export async function startStarling(options: ServerOptions): Promise<RunningServer> {
+/**
+ * The embedded server; `archive: false` runs it with `archive.enabled: false`, to compare it with servers
+ * run without MAM.
+ */
+export async function startStarling(
+  options: ServerOptions & { readonly archive?: boolean },
+): Promise<RunningServer> {
   await mkdir(options.dir, { recursive: true });
   const certFile = join(options.dir, 'cert.pem');
   const keyFile = join(options.dir, 'key.pem');
@@ -29,6 +35,7 @@ export async function startStarling(options: ServerOptions): Promise<RunningServ
     registration: 'open',
     // The load generator connects from one address.
     limits: { connectionsPerAddress: 60_000 },
+    archive: { enabled: options.archive ?? true },
     log: { level: 'warn' },
   };
   await writeFile(configFile, JSON.stringify(config, null, 2));
@@ -41,7 +48,7 @@ export async function startStarling(options: ServerOptions): Promise<RunningServ
   await waitForStream(options, exited, 60_000);
   const rootPid = child.pid!;
   return {
-    name: 'Starling (embedded)',
+    name: options.archive !== false ? 'Starling (embedded)' : 'Starling (embedded, no archive)',
     endpoints: [{ c2sPort: options.c2sPort, directTlsPort: options.directTlsPort }],
     components: [{ name: 'starling', pids: () => processTree(rootPid) }],
     stop: () => stopProcess(child, exited),
