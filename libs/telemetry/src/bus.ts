@@ -11,7 +11,7 @@ import {
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
 } from './attributes.ts';
-import { extractTraceContext, inSpan, injectTraceContext } from './trace.ts';
+import { extractTraceContext, inSpan, injectTraceContext, tracingActive, untraced } from './trace.ts';
 
 /** Where a consumed record came from. Keys stay out of spans: they are bare JIDs. */
 export interface ConsumedRecord {
@@ -36,6 +36,7 @@ export function tracePublish<T>(
   headers: Readonly<Record<string, string>> | undefined,
   send: (headers: Record<string, string>) => Promise<T>,
 ): Promise<T> {
+  if (!tracingActive()) return untraced(() => send({ ...headers }));
   const attributes: Attributes = {
     [ATTR_MESSAGING_SYSTEM]: system,
     [ATTR_MESSAGING_OPERATION_TYPE]: 'send',
@@ -59,6 +60,7 @@ export function traceConsume<T>(
   record: ConsumedRecord,
   handle: () => Promise<T>,
 ): Promise<T> {
+  if (!tracingActive()) return untraced(handle);
   const attributes: Attributes = {
     [ATTR_MESSAGING_SYSTEM]: system,
     [ATTR_MESSAGING_OPERATION_TYPE]: 'process',

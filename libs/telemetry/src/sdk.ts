@@ -1,6 +1,7 @@
 // The OpenTelemetry SDK of a process: started from the standard OTEL_* environment variables, traces only.
 import { context, propagation, trace } from '@opentelemetry/api';
 import type { NodeSDK, NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { setTracingActive } from './trace.ts';
 
 /** What a process says about itself when it starts telemetry. */
 export interface TelemetryOptions {
@@ -123,6 +124,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     if (running === current) running = undefined;
     throw err;
   }
+  setTracingActive(true);
   let closing: Promise<void> | undefined;
   return {
     tracing: true,
@@ -130,6 +132,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
       closing ??= (async () => {
         if (--current.users > 0) return;
         if (running === current) running = undefined;
+        setTracingActive(false);
         const stopping = stopSdk(current.started);
         stopped = stopping.catch(() => undefined);
         await stopping;

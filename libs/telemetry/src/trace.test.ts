@@ -3,7 +3,8 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace, type SpanContex
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { tracingConfigured } from './sdk.ts';
 import { recordSpans, type SpanRecorder } from './testing.ts';
-import { extractTraceContext, inSpan, injectTraceContext, tracer } from './trace.ts';
+import { traceConsume, tracePublish } from './bus.ts';
+import { extractTraceContext, inSpan, injectTraceContext, tracer, tracingActive } from './trace.ts';
 
 const REMOTE: SpanContext = {
   traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
@@ -53,6 +54,37 @@ describe('without an SDK', () => {
       other: 'x',
     });
   });
+
+  it('runs the work of a span helper at once, as is, a synchronous throw turned into a rejection', async () => {
+    expect(tracingActive()).toBe(false);
+    const order: string[] = [];
+    const done = inSpan('work', {}, (span) => {
+      order.push('started');
+      expect(span.isRecording()).toBe(false);
+      return Promise.resolve(42);
+    });
+    order.push('returned');
+    expect(order).toEqual(['started', 'returned']);
+    await expect(done).resolves.toBe(42);
+    const boom = new Error('boom');
+    await expect(
+      inSpan('work', {}, () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    await expect(
+      traceConsume('starling-memory', { topic: 't', headers: {}, group: 'g', partition: 0 }, () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    // The headers handed to a publish are the caller's, copied.
+    const given = { a: '1' };
+    const sent = await tracePublish('starling-memory', 't', undefined, given, (headers) =>
+      Promise.resolve(headers),
+    );
+    expect(sent).toEqual(given);
+    expect(sent).not.toBe(given);
+  });
 });
 
 describe('with the SDK', () => {
@@ -60,10 +92,12 @@ describe('with the SDK', () => {
 
   beforeAll(async () => {
     recorder = await recordSpans();
+    expect(tracingActive()).toBe(true);
   });
 
   afterAll(async () => {
     await recorder.stop();
+    expect(tracingActive()).toBe(false);
   });
 
   beforeEach(() => recorder.reset());

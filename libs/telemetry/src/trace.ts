@@ -2,6 +2,7 @@
 // (bus record headers, delivery messages). Costs next to nothing while no SDK is started: only the API
 // is loaded, its tracer and propagator do nothing.
 import {
+  INVALID_SPAN_CONTEXT,
   ROOT_CONTEXT,
   SpanStatusCode,
   context,
@@ -21,6 +22,36 @@ export const TRACER_NAME = 'starling';
 
 /** W3C Trace Context's key (https://www.w3.org/TR/trace-context/); `tracestate` goes with it. */
 const TRACEPARENT = 'traceparent';
+
+/** Whether an SDK runs in this process; set by startTelemetry. */
+let sdkRunning = false;
+
+/**
+ * Whether spans are recorded here: an SDK was started (see startTelemetry). Without one every span is a
+ * no-op and no propagator is registered, so the span helpers skip their work entirely.
+ */
+export function tracingActive(): boolean {
+  return sdkRunning;
+}
+
+/** For startTelemetry: whether its SDK is registered now. */
+export function setTracingActive(active: boolean): void {
+  sdkRunning = active;
+}
+
+/** The span untraced work gets: records nothing, carries no trace context. */
+const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Runs `fn` as a span helper would, without the span: a synchronous throw still becomes a rejection. */
+export function untraced<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (err) {
+    // Passed on as thrown, as an async function would.
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+    return Promise.reject(err);
+  }
+}
 
 /**
  * Starling's tracer. Asked for per use rather than kept: a tracer kept across one SDK's stop and the
@@ -76,8 +107,10 @@ export function inSpan<T>(
   name: string,
   options: SpanOptions,
   fn: (span: Span, spanContext: Context) => Promise<T>,
-  parent: Context = context.active(),
+  parent?: Context,
 ): Promise<T> {
+  if (!sdkRunning) return untraced(() => fn(NO_SPAN, parent ?? ROOT_CONTEXT));
+  parent ??= context.active();
   const span = tracer().startSpan(name, options, parent);
   const active = trace.setSpan(parent, span);
   return context.with(active, async () => {
