@@ -8,6 +8,18 @@ function parts(text: string): [string, string, string] {
 }
 
 describe('Jid.parse', () => {
+  it('prepares a text once while it is among the last 4,096 parsed, and an invalid one every time', () => {
+    const first = Jid.parse('Juliet@Example.COM/balcony');
+    expect(Jid.parse('Juliet@Example.COM/balcony')).toBe(first);
+    expect(first.toString()).toBe('juliet@example.com/balcony');
+    for (let i = 0; i < 4096; i++) Jid.parse(`user${String(i)}@example.com`);
+    const again = Jid.parse('Juliet@Example.COM/balcony');
+    expect(again).not.toBe(first);
+    expect(again.equals(first)).toBe(true);
+    expect(() => Jid.parse('@example.com')).toThrow(JidError);
+    expect(() => Jid.parse('@example.com')).toThrow(JidError);
+  });
+
   it('accepts the valid examples of RFC 7622 §3.5', () => {
     expect(parts('juliet@example.com')).toEqual(['juliet', 'example.com', '']);
     expect(parts('juliet@example.com/foo')).toEqual(['juliet', 'example.com', 'foo']);

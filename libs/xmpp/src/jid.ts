@@ -5,6 +5,14 @@ import { prepareDomainpart, prepareLocalpart, prepareResourcepart } from './prec
 // longer input is refused before it is split or normalized.
 const MAX_ADDRESS_UNITS = 3 * 4 * 1023 + 2;
 
+/**
+ * Addresses parsed lately, by their text: every stanza names two, mostly the same few over and over, and
+ * preparing one is the costly part. Jids are immutable, so one instance serves every caller. Oldest first
+ * out beyond the bound; invalid text is never kept.
+ */
+const PARSED = new Map<string, Jid>();
+const PARSED_MAX = 4096;
+
 /** An address that cannot be prepared; answered with `jid-malformed`. */
 export class JidError extends Error {}
 
@@ -22,6 +30,16 @@ export class Jid {
 
   /** Parses and prepares `text`; throws JidError if any part is invalid. */
   static parse(text: string): Jid {
+    let jid = PARSED.get(text);
+    if (jid === undefined) {
+      jid = Jid.#prepare(text);
+      if (PARSED.size >= PARSED_MAX) PARSED.delete(PARSED.keys().next().value as string);
+      PARSED.set(text, jid);
+    }
+    return jid;
+  }
+
+  static #prepare(text: string): Jid {
     if (text.length > MAX_ADDRESS_UNITS) throw new JidError('address too long');
     // §3.1: the resourcepart starts at the first '/', the localpart ends at the first '@' before it.
     const slash = text.indexOf('/');
