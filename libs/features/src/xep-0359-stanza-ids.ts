@@ -1,9 +1,14 @@
 // XEP-0359: Unique and Stable Stanza IDs. The ids the server assigns to archived messages, and their elements.
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { defineFeature } from '@starling/core';
 import { attr, Jid, NS_SID, xml, type Element } from '@starling/xmpp';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/** Random bytes of an id. */
+const RANDOM_BYTES = 10;
+/** Drawn from the system a few hundred ids' worth at a time; each byte is used once. */
+const pool = Buffer.alloc(RANDOM_BYTES * 400);
+let poolAt = pool.length;
 
 /**
  * A new stanza id: 48 bits of milliseconds then 80 random bits, 26 characters of Crockford base32. Ids
@@ -19,8 +24,13 @@ export function newStanzaId(now: number = Date.now()): string {
   let random = '';
   let buffer = 0;
   let bits = 0;
-  for (const byte of randomBytes(10)) {
-    buffer = (buffer << 8) | byte;
+  if (poolAt === pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const end = poolAt + RANDOM_BYTES;
+  for (; poolAt < end; poolAt++) {
+    buffer = (buffer << 8) | (pool[poolAt] as number);
     bits += 8;
     while (bits >= 5) {
       bits -= 5;
