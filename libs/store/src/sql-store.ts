@@ -1,5 +1,5 @@
 // Store over SQL (Kysely): every sub-store of the port, in queries that run unchanged on SQLite and PostgreSQL.
-import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
+import { CompiledQuery, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import type {
   Account,
   AccountStore,
@@ -429,12 +429,20 @@ function archiveStore(db: Kysely<Database>): ArchiveStore {
     return found.size === wanted.length ? found : undefined;
   }
 
-  async function appendMany(
-    entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
-  ): Promise<boolean[]> {
-    const answers: boolean[] = [];
-    for (const chunk of chunks(entries)) {
-      const inserted = await db
+  // The archive's multi-row insert, compiled once per row count: building and compiling the query took
+  // longer than running it did, for the small batches a busy server writes many times a second.
+  const archiveInserts = new Map<number, string>();
+
+  function insertArchiveRows(
+    chunk: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
+  ): Promise<{ rows: { username: string; id: string }[] }> {
+    const parameters: unknown[] = [];
+    for (const { username, entry } of chunk) {
+      parameters.push(username, entry.id, entry.with, entry.ts, entry.direction, entry.stanza);
+    }
+    let text = archiveInserts.get(chunk.length);
+    if (text === undefined) {
+      const query = db
         .insertInto('archive')
         .values(
           chunk.map(({ username, entry }) => ({
@@ -448,9 +456,26 @@ function archiveStore(db: Kysely<Database>): ArchiveStore {
         )
         .onConflict((oc) => oc.columns(['username', 'id']).doNothing())
         .returning(['username', 'id'])
-        .execute();
+        .compile();
+      // The parameters above must be in the order the dialect compiled them.
+      const same =
+        query.parameters.length === parameters.length &&
+        query.parameters.every((value, index) => value === parameters[index]);
+      if (!same) throw new Error('archive insert: parameters compiled in an unexpected order');
+      text = query.sql;
+      archiveInserts.set(chunk.length, text);
+    }
+    return db.executeQuery(CompiledQuery.raw(text, parameters));
+  }
+
+  async function appendMany(
+    entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
+  ): Promise<boolean[]> {
+    const answers: boolean[] = [];
+    for (const chunk of chunks(entries)) {
+      const inserted = await insertArchiveRows(chunk);
       // An entry repeated within the batch is new once, at its first place.
-      const fresh = new Set(inserted.map((row) => `${row.username}\n${row.id}`));
+      const fresh = new Set(inserted.rows.map((row) => `${row.username}\n${row.id}`));
       for (const { username, entry } of chunk) answers.push(fresh.delete(`${username}\n${entry.id}`));
     }
     return answers;
