@@ -21,10 +21,24 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** The first of `count` consecutive ports that are free right now. */
+/**
+ * The lowest port the kernel hands out for outgoing connections and port-0 listeners. A range chosen above
+ * it could be taken by another test's connection between the check and the cluster's listen.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 21_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** The first of `count` consecutive ports that are free right now, below the ephemeral range. */
 async function freeRange(count: number): Promise<number> {
+  const span = ephemeralLow() - count - 20_000;
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * span);
     const free = await Promise.all(Array.from({ length: count }, (_, i) => portFree(base + i)));
     if (free.every(Boolean)) return base;
   }
