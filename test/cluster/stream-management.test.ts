@@ -2,7 +2,7 @@
 // edge after its edge was killed (kill -9) or drained (SIGTERM), with every message the sender saw
 // acknowledged delivered exactly once, in order (XEP-0198); and a Redis restarted empty, after which the
 // edges put their sessions back and routing recovers.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import {
   startBackends,
   startLocalCluster,
@@ -66,9 +66,16 @@ function edgeProcess(cluster: LocalCluster, index: number): RoleProcess {
   return proc;
 }
 
-function dumpLogs(cluster: LocalCluster): void {
-  if (!process.env.STARLING_TEST_LOG) return;
-  for (const proc of cluster.processes) process.stdout.write(`==== ${proc.name}\n${proc.output()}\n`);
+/**
+ * Prints what every role wrote (warnings and errors unless STARLING_TEST_LOG asks for more) once the test
+ * ended: always with STARLING_TEST_LOG, else only if it failed, so a failure in CI shows its cause.
+ */
+function showLogs(cluster: LocalCluster): void {
+  const print = (): void => {
+    for (const proc of cluster.processes) process.stdout.write(`==== ${proc.name}\n${proc.output()}\n`);
+  };
+  if (process.env.STARLING_TEST_LOG) onTestFinished(print);
+  else onTestFailed(print);
 }
 
 /** A raw client with stream management: it counts what it receives and numbers what it sends. */
@@ -172,6 +179,7 @@ function byNumber(a: string, b: string): number {
 describe('stream resumption across edges', () => {
   it('resumes on the other edge after kill -9 of the edge that held the stream', async () => {
     const { cluster: running, server } = await cluster();
+    showLogs(running);
     try {
       await server.addUser('alice', PASSWORD);
       await server.addUser('bob', PASSWORD);
@@ -194,13 +202,13 @@ describe('stream resumption across edges', () => {
       await alice.receiveUntil(50);
       checkHistory('kill -9 of the edge', range(1, 50), alice.bodies);
     } finally {
-      dumpLogs(running);
       await running.stop();
     }
   }, 240_000);
 
   it('drains an edge on SIGTERM with system-shutdown, keeping the stream to resume on the other edge', async () => {
     const { cluster: running, server } = await cluster();
+    showLogs(running);
     try {
       await server.addUser('carol', PASSWORD);
       await server.addUser('dave', PASSWORD);
@@ -221,7 +229,6 @@ describe('stream resumption across edges', () => {
       await carol.receiveUntil(20);
       checkHistory('SIGTERM of the edge', range(1, 20), carol.bodies);
     } finally {
-      dumpLogs(running);
       await running.stop();
     }
   }, 240_000);
@@ -229,6 +236,7 @@ describe('stream resumption across edges', () => {
   it('puts the sessions back when Redis restarts empty, and routing recovers without restarts', async () => {
     if (!redis) throw new Error('redis did not start');
     const { cluster: running, server } = await cluster(`redis://${redis.host}:${redis.port}`);
+    showLogs(running);
     try {
       await server.addUser('erin', PASSWORD);
       await server.addUser('frank', PASSWORD);
@@ -278,7 +286,6 @@ describe('stream resumption across edges', () => {
       console.log(`redis restart: routing recovered after ${recoveredAt - 5} messages sent into the gap`);
       checkHistory('Redis restarted empty', range(1, sent), erin.bodies, offline);
     } finally {
-      dumpLogs(running);
       await running.stop();
     }
   }, 240_000);
