@@ -100,8 +100,8 @@ function failSpan(span: Span, err: unknown): void {
 /**
  * Runs `fn` in a new span (child of `parent`, by default the active context) that ends when the returned
  * promise settles, failed if it rejects. `fn` runs synchronously up to its first await, so calls that
- * must keep their order still do. It also gets the span's context to inject: without an SDK no context
- * is active, yet a trace context extracted from a record is still passed on.
+ * must keep their order still do. It also gets the span's context to inject. Without an SDK there is
+ * nothing to record or inject: `fn` gets a non-recording span and `parent` (the root context if none).
  */
 export function inSpan<T>(
   name: string,

@@ -8,7 +8,7 @@ function parts(text: string): [string, string, string] {
 }
 
 describe('Jid.parse', () => {
-  it('prepares a text once while it is among the last 4,096 parsed, and an invalid one every time', () => {
+  it('prepares a text once while it is among the last 4,096 parsed; an invalid or long one every time', () => {
     const first = Jid.parse('Juliet@Example.COM/balcony');
     expect(Jid.parse('Juliet@Example.COM/balcony')).toBe(first);
     expect(first.toString()).toBe('juliet@example.com/balcony');
@@ -18,6 +18,8 @@ describe('Jid.parse', () => {
     expect(again.equals(first)).toBe(true);
     expect(() => Jid.parse('@example.com')).toThrow(JidError);
     expect(() => Jid.parse('@example.com')).toThrow(JidError);
+    const long = `${'r'.repeat(300)}@example.com`;
+    expect(Jid.parse(long)).not.toBe(Jid.parse(long));
   });
 
   it('accepts the valid examples of RFC 7622 §3.5', () => {

@@ -8,10 +8,12 @@ const MAX_ADDRESS_UNITS = 3 * 4 * 1023 + 2;
 /**
  * Addresses parsed lately, by their text: every stanza names two, mostly the same few over and over, and
  * preparing one is the costly part. Jids are immutable, so one instance serves every caller. Oldest first
- * out beyond the bound; invalid text is never kept.
+ * out beyond the bound; invalid text is never kept, nor text longer than any everyday address, so that
+ * clients sending long addresses cannot make the cache hold megabytes.
  */
 const PARSED = new Map<string, Jid>();
 const PARSED_MAX = 4096;
+const PARSED_LONGEST = 256;
 
 /** An address that cannot be prepared; answered with `jid-malformed`. */
 export class JidError extends Error {}
@@ -33,6 +35,7 @@ export class Jid {
     let jid = PARSED.get(text);
     if (jid === undefined) {
       jid = Jid.#prepare(text);
+      if (text.length > PARSED_LONGEST) return jid;
       if (PARSED.size >= PARSED_MAX) PARSED.delete(PARSED.keys().next().value as string);
       PARSED.set(text, jid);
     }
