@@ -33,6 +33,7 @@ export default defineConfig({
           include: ['test/conformance/**/*.test.ts'],
           env: { STARLING_TEST_SHAPE: 'cluster' },
           globalSetup: ['./test/harness/cluster-backends.ts'],
+          setupFiles: ['./test/harness/cluster-failure-logs.ts'],
           poolOptions: { forks: { singleFork: true } },
           // A file's beforeAll starts six role processes and waits until they work together.
           hookTimeout: 180_000,

@@ -102,7 +102,7 @@ export interface LocalCluster {
 }
 
 /**
- * Settings for a cluster under test: every port ephemeral, and logs at STARLING_TEST_LOG (default warn)
+ * Settings for a cluster under test: every port ephemeral, and logs at STARLING_TEST_LOG (default info)
  * so a failing test can show them.
  */
 export function testRoleEnv(): Record<string, string> {
@@ -111,7 +111,7 @@ export function testRoleEnv(): Record<string, string> {
     STARLING_DIRECT_TLS_PORT: '0',
     STARLING_HTTP_PORT: '0',
     STARLING_METRICS_PORT: '0',
-    STARLING_LOG_LEVEL: process.env.STARLING_TEST_LOG ?? 'warn',
+    STARLING_LOG_LEVEL: process.env.STARLING_TEST_LOG ?? 'info',
   };
 }
 

@@ -2,6 +2,7 @@
 // each its own process, with users on different edges.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../harness/index.ts';
+import { printRoleLogs } from '../harness/role-logs.ts';
 import { startLocalCluster, testRoleEnv, type LocalCluster } from '../../deploy/local/cluster.ts';
 import { openBackendCounters } from '../../bench/src/servers/backend-counters.ts';
 
@@ -20,9 +21,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (process.env.STARLING_TEST_LOG && cluster) {
-    for (const proc of cluster.processes) process.stdout.write(`==== ${proc.name}\n${proc.output()}\n`);
-  }
+  if (process.env.STARLING_TEST_LOG && cluster) printRoleLogs(cluster);
   // Every role drains and exits cleanly on SIGTERM.
   if (cluster) expect(await cluster.stop()).toEqual([0, 0, 0, 0, 0, 0]);
 }, 120_000);

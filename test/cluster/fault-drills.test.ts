@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AssignerProtocol, Kafka, logLevel, Partitioners, type PartitionMetadata } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   GROUP_ARCHIVE,
   GROUP_PRESENCE,
@@ -29,6 +29,7 @@ import { startKafka, type RunningKafka } from '../../deploy/local/kafka.ts';
 import { startPostgres, type RunningPostgres } from '../../deploy/local/postgres.ts';
 import { startRedis, type RunningRedis } from '../../deploy/local/redis.ts';
 import type { ClientEndpoint } from '../harness/index.ts';
+import { printRoleLogs, showRoleLogs } from '../harness/role-logs.ts';
 import { DrillClient } from './drill-client.ts';
 import { formatReport, History, storedMessages, type HistoryReport, type Observations } from './history.ts';
 
@@ -104,7 +105,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (process.env.STARLING_TEST_LOG) dumpLogs();
+  if (process.env.STARLING_TEST_LOG && cluster) printRoleLogs(cluster, 400);
   if (cluster) {
     const codes = await cluster.stop();
     console.log(
@@ -116,13 +117,6 @@ afterAll(async () => {
   await stopBackends();
   if (configDir) await rm(configDir, { recursive: true, force: true });
 }, 180_000);
-
-function dumpLogs(lines = 400): void {
-  for (const proc of cluster?.processes ?? []) {
-    const text = proc.output().trimEnd().split('\n').slice(-lines).join('\n');
-    process.stdout.write(`==== ${proc.name} (pid ${proc.pid})\n${text}\n`);
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -368,7 +362,7 @@ const isMessage = (el: Element): boolean => el.name === 'message' && el.attrs.ty
 
 describe('fault drills', () => {
   it('kill -9 of an edge: contacts see unavailable within the lease, its stanzas go offline', async () => {
-    onTestFailed(() => dumpLogs());
+    showRoleLogs(cluster, 400);
     const started = Date.now();
     const dying = role('edge-1');
     await accounts('ek-victim', 'ek-contact', 'ek-sender');
@@ -446,7 +440,7 @@ describe('fault drills', () => {
   }, 240_000);
 
   it('kill -9 of a router under load: nothing acknowledged is lost, per-sender order kept', async () => {
-    onTestFailed(() => dumpLogs());
+    showRoleLogs(cluster, 400);
     const started = Date.now();
     const edge = endpointOf('edge-2');
     await accounts('rk-recipient', ...[0, 1, 2, 3, 4].map((i) => `rk-sender${i}`));
@@ -487,7 +481,7 @@ describe('fault drills', () => {
   }, 240_000);
 
   it('Kafka broker restarted under load: clients see delay, not loss', async () => {
-    onTestFailed(() => dumpLogs());
+    showRoleLogs(cluster, 400);
     if (!kafka) throw new Error('Kafka did not start');
     const broker = kafka;
     const started = Date.now();

@@ -2,7 +2,7 @@
 // edge after its edge was killed (kill -9) or drained (SIGTERM), with every message the sender saw
 // acknowledged delivered exactly once, in order (XEP-0198); and a Redis restarted empty, after which the
 // edges put their sessions back and routing recovers.
-import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   startBackends,
   startLocalCluster,
@@ -14,6 +14,7 @@ import {
 import { startRedis, type RunningRedis } from '../../deploy/local/redis.ts';
 import { connect, RawClient, rawAuthenticate, rawLogin, type TestServer } from '../harness/index.ts';
 import type { ClientEndpoint } from '../harness/index.ts';
+import { showRoleLogs } from '../harness/role-logs.ts';
 
 const SM = 'urn:xmpp:sm:3';
 const PASSWORD = 'secret-password';
@@ -64,18 +65,6 @@ function edgeProcess(cluster: LocalCluster, index: number): RoleProcess {
   const proc = cluster.processes.filter((p) => p.role === 'edge')[index];
   if (!proc) throw new Error(`no edge process ${index}`);
   return proc;
-}
-
-/**
- * Prints what every role wrote (warnings and errors unless STARLING_TEST_LOG asks for more) once the test
- * ended: always with STARLING_TEST_LOG, else only if it failed, so a failure in CI shows its cause.
- */
-function showLogs(cluster: LocalCluster): void {
-  const print = (): void => {
-    for (const proc of cluster.processes) process.stdout.write(`==== ${proc.name}\n${proc.output()}\n`);
-  };
-  if (process.env.STARLING_TEST_LOG) onTestFinished(print);
-  else onTestFailed(print);
 }
 
 /** A raw client with stream management: it counts what it receives and numbers what it sends. */
@@ -179,7 +168,7 @@ function byNumber(a: string, b: string): number {
 describe('stream resumption across edges', () => {
   it('resumes on the other edge after kill -9 of the edge that held the stream', async () => {
     const { cluster: running, server } = await cluster();
-    showLogs(running);
+    showRoleLogs(running);
     try {
       await server.addUser('alice', PASSWORD);
       await server.addUser('bob', PASSWORD);
@@ -208,7 +197,7 @@ describe('stream resumption across edges', () => {
 
   it('drains an edge on SIGTERM with system-shutdown, keeping the stream to resume on the other edge', async () => {
     const { cluster: running, server } = await cluster();
-    showLogs(running);
+    showRoleLogs(running);
     try {
       await server.addUser('carol', PASSWORD);
       await server.addUser('dave', PASSWORD);
@@ -236,7 +225,7 @@ describe('stream resumption across edges', () => {
   it('puts the sessions back when Redis restarts empty, and routing recovers without restarts', async () => {
     if (!redis) throw new Error('redis did not start');
     const { cluster: running, server } = await cluster(`redis://${redis.host}:${redis.port}`);
-    showLogs(running);
+    showRoleLogs(running);
     try {
       await server.addUser('erin', PASSWORD);
       await server.addUser('frank', PASSWORD);

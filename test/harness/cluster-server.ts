@@ -24,6 +24,7 @@ import {
   type LocalCluster,
 } from '../../deploy/local/cluster.ts';
 import { createDatabase } from '../../deploy/local/postgres.ts';
+import { printRoleLogs, trackRunning } from './role-logs.ts';
 
 const RESET_MS = 30_000;
 const TOPICS: readonly string[] = [TOPIC_STANZAS, TOPIC_PRESENCE, TOPIC_ARCHIVE];
@@ -116,14 +117,14 @@ export async function startClusterShape(
       },
       ...(featureModule === undefined ? {} : { nodeOptions: ['--import', 'tsx', '--import', ROLE_FEATURES] }),
     });
+    const untrack = trackRunning(cluster);
     return {
       cluster,
       async stop() {
         const codes = await cluster.stop();
+        untrack();
         if (shared) sharedInUse = false;
-        if (process.env.STARLING_TEST_LOG) {
-          for (const proc of cluster.processes) process.stdout.write(`==== ${proc.name}\n${proc.output()}\n`);
-        }
+        if (process.env.STARLING_TEST_LOG) printRoleLogs(cluster);
         await rm(dir, { recursive: true, force: true });
         const failed = cluster.processes.filter((_, index) => codes[index] !== 0);
         if (failed.length > 0) {
