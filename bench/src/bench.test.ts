@@ -66,6 +66,8 @@ describe('the load generator', () => {
       const result = await storm({ ...ctx, transport }, 10, 0);
       expect(result.figures).toMatchObject({ connections: 10, still_open: 10 });
       expect(result.figures.logins_per_s).toBeGreaterThan(0);
+      // The ten logins of the warm-up round are measured on their own.
+      expect(result.figures.cpu_ms_per_login_warmup).toEqual(expect.any(Number));
       expect(result.usage[0]?.name).toBe('starling');
       expect(result.usage[0]?.rssBytes).toBeGreaterThan(10 * 1024 * 1024);
     }

@@ -8,9 +8,11 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { format, resolveConfig } from 'prettier';
+import { STORM_WARMUP } from './scenarios.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const RUN = join(ROOT, 'bench/src/run.ts');
+const WARMUP_LOGINS = STORM_WARMUP.toLocaleString('en');
 const DOC = join(ROOT, 'docs/benchmarks.md');
 const BEGIN = '<!-- comparison:begin -->';
 const END = '<!-- comparison:end -->';
@@ -72,6 +74,7 @@ const CASES: readonly Case[] = [
     args: ['--scenario', 'storm', '--connections', '2000', '--transport', 'plain'],
     figures: [
       ['cpu_ms_per_login', 'server CPU per login (ms)'],
+      ['cpu_ms_per_login_warmup', `server CPU per login of the warm-up round, ${WARMUP_LOGINS} logins (ms)`],
       ['logins_per_s', 'logins/s'],
     ],
   },
@@ -81,6 +84,7 @@ const CASES: readonly Case[] = [
     args: ['--scenario', 'storm', '--connections', '2000', '--transport', 'tls'],
     figures: [
       ['cpu_ms_per_login', 'server CPU per login (ms)'],
+      ['cpu_ms_per_login_warmup', `server CPU per login of the warm-up round, ${WARMUP_LOGINS} logins (ms)`],
       ['logins_per_s', 'logins/s'],
     ],
   },
