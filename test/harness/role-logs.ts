@@ -1,6 +1,7 @@
-// What the role processes of a local cluster wrote, printed where a test's reader needs it: when the test
-// failed, or after every test when STARLING_TEST_LOG is set. Roles log at info unless STARLING_TEST_LOG
-// names another level (testRoleEnv), so a failure in CI shows what the roles were doing.
+// What the role processes of a local cluster wrote, printed where a test's reader needs it: when a test
+// failed, and with STARLING_TEST_LOG set also after each cluster test or when the conformance harness
+// stops its cluster. Roles log at info unless STARLING_TEST_LOG names another level (testRoleEnv), so a
+// failure in CI shows what the roles were doing.
 import { onTestFailed, onTestFinished } from 'vitest';
 import type { RoleProcess } from '../../deploy/local/cluster.ts';
 
