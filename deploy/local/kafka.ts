@@ -28,6 +28,8 @@ const INSTALL_COMMAND = 'apt-get install -y openjdk-17-jre-headless maven';
 const DOWNLOAD_TIMEOUT_MS = 15 * 60_000;
 const FORMAT_TIMEOUT_MS = 60_000;
 const READY_TIMEOUT_MS = 60_000;
+/** Starts on new ports after one was taken between the probe and the broker's bind. */
+const PORT_ATTEMPTS = 5;
 const STOP_TIMEOUT_MS = 20_000;
 
 /** A broker started by {@link startKafka}. */
@@ -235,6 +237,9 @@ function clusterId(): string {
   }
 }
 
+/** The broker could not bind a port it was given: another process took it after it was found free. */
+class PortTaken extends Error {}
+
 function tail(file: string, lines = 40): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
@@ -407,10 +412,12 @@ async function waitReady(brokers: string[], launched: Launched, dir: string): Pr
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (launched.child.exitCode !== null || launched.child.signalCode !== null) {
-      throw new Error(
-        `Kafka exited during start-up (${launched.child.exitCode ?? launched.child.signalCode}):\n` +
-          `${tail(join(dir, 'stdout.log'))}\n${tail(join(dir, 'server.log'))}`,
+      const logs = `${tail(join(dir, 'stdout.log'))}\n${tail(join(dir, 'server.log'))}`;
+      const message = `Kafka exited during start-up (${launched.child.exitCode ?? launched.child.signalCode}):\n${logs}`;
+      const bindFailed = ['stdout.log', 'server.log'].some((file) =>
+        /BindException: Address already in use/.test(tail(join(dir, file), Number.MAX_SAFE_INTEGER)),
       );
+      throw bindFailed ? new PortTaken(message) : new Error(message);
     }
     const admin = kafka.admin();
     try {
@@ -457,20 +464,39 @@ function format(classpath: string, dir: string): void {
  * Starts a single-node KRaft broker (broker and controller in one JVM) on free loopback ports, its data
  * and logs in a fresh temporary directory; resolves once it answers a metadata request.
  */
-export async function startKafka(options: { partitions?: number } = {}): Promise<RunningKafka> {
+export async function startKafka(
+  options: {
+    partitions?: number;
+    /** Where the broker's two ports come from: a port that is free right now, by default. */
+    pickPort?: () => Promise<number>;
+  } = {},
+): Promise<RunningKafka> {
   const { classpath } = await ensureKafka();
   installExitHandler();
+  // The ports are found free before the broker binds them; a connection of another process (a test's,
+  // in the ephemeral range these ports come from) can take one in between. Then it starts afresh.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBroker(classpath, options.partitions ?? 8, options.pickPort ?? freePort);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= PORT_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function startBroker(
+  classpath: string,
+  partitions: number,
+  pickPort: () => Promise<number>,
+): Promise<RunningKafka> {
   const dir = mkdtempSync(join(tmpdir(), 'starling-kafka-'));
   const entry: { launched: Launched | undefined; dir: string } = { launched: undefined, dir };
   live.add(entry);
   try {
-    const port = await freePort();
-    let controllerPort = await freePort();
-    while (controllerPort === port) controllerPort = await freePort();
-    writeFileSync(
-      join(dir, 'server.properties'),
-      serverProperties(dir, port, controllerPort, options.partitions ?? 8),
-    );
+    const port = await pickPort();
+    let controllerPort = await pickPort();
+    while (controllerPort === port) controllerPort = await pickPort();
+    writeFileSync(join(dir, 'server.properties'), serverProperties(dir, port, controllerPort, partitions));
     writeFileSync(join(dir, 'log4j2.properties'), log4jProperties(dir));
     format(classpath, dir);
     const brokers = [`127.0.0.1:${port}`];
