@@ -9,20 +9,46 @@ import { INGRESS_HEADER, inSpan } from '@starling/telemetry';
 import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:net';
+import { freePort } from '../../../deploy/local/free-port.ts';
 import { startKafka, type RunningKafka } from '../../../deploy/local/kafka.ts';
 import { KafkaStanzaBus, type KafkaBusLog, type KafkaStanzaBusOptions } from './kafka-stanza-bus.ts';
 
 const quiet: KafkaBusLog = () => undefined;
 
 let kafka: RunningKafka | undefined;
+/** Holds the first port the broker is given, as another process may take one before the broker binds it. */
+let occupier: Server | undefined;
+let taken = 0;
+const picked: number[] = [];
 
 beforeAll(async () => {
+  occupier = createServer();
+  await new Promise<void>((resolve) => occupier!.listen(0, '127.0.0.1', resolve));
+  taken = (occupier.address() as { port: number }).port;
   // The first run on a machine downloads Kafka through Maven.
-  kafka = await startKafka({ partitions: 8 });
+  kafka = await startKafka({
+    partitions: 8,
+    pickPort: async () => {
+      const port = picked.length === 0 ? taken : await freePort();
+      picked.push(port);
+      return port;
+    },
+  });
 }, 600_000);
 
 afterAll(async () => {
+  occupier?.close();
   await kafka?.stop();
+});
+
+describe('the local broker', () => {
+  it('started again on other ports when one it was given was taken by the time it bound it', () => {
+    expect(picked[0]).toBe(taken);
+    // Two ports for the start that lost the race, two more for the one that won.
+    expect(picked.length).toBeGreaterThanOrEqual(4);
+    expect(broker().brokers).toEqual([`127.0.0.1:${String(picked[2])}`]);
+  });
 });
 
 function broker(): RunningKafka {
