@@ -1,5 +1,6 @@
 // StanzaBus on Kafka: the port contract against a real Kafka 4.1 broker, plus crash, restart and hand-over drills.
 import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SpanKind, trace } from '@opentelemetry/api';
@@ -9,7 +10,6 @@ import { INGRESS_HEADER, inSpan } from '@starling/telemetry';
 import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:net';
 import { freePort } from '../../../deploy/local/free-port.ts';
 import { startKafka, type RunningKafka } from '../../../deploy/local/kafka.ts';
 import { KafkaStanzaBus, type KafkaBusLog, type KafkaStanzaBusOptions } from './kafka-stanza-bus.ts';
