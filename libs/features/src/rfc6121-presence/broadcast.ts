@@ -9,15 +9,17 @@ import { answerProbe, availableResources, currentPresence } from './user-presenc
 // Most entities one session may hold directed presence for (RFC 6121 §4.6): the list lives in every record.
 const DIRECTED_LIMIT = 1000;
 
-// Resolves the other available resources, which the caller may need again.
+// To the contacts and to the user's other available resources (`others`, looked up when not given);
+// resolves with those resources, which the caller may need again.
 async function broadcast(
   ctx: FeatureContext,
   session: SessionRecord,
   roster: Roster,
   presence: Element,
+  known?: SessionRecord[],
 ): Promise<SessionRecord[]> {
   const user = Jid.parse(session.jid).bare();
-  const others = await availableResources(ctx, user.toString(), session.sessionId);
+  const others = known ?? (await availableResources(ctx, user.toString(), session.sessionId));
   await Promise.all([
     ...roster.items
       .filter((item) => sharesPresence(item.subscription))
@@ -72,7 +74,8 @@ export async function availablePresence(
   }
 }
 
-// §4.5.2. The last logout (XEP-0012) is recorded only once the user has no available resource left.
+// §4.5.2. The last logout (XEP-0012) is recorded only once the user has no available resource left, and
+// before anyone is told: a contact that sees the unavailable presence may ask for it at once.
 async function announceUnavailable(
   ctx: FeatureContext,
   session: SessionRecord,
@@ -81,15 +84,14 @@ async function announceUnavailable(
   toSubscribers: boolean,
 ): Promise<void> {
   const user = Jid.parse(session.jid).bare();
+  const others = await availableResources(ctx, user.toString(), session.sessionId);
+  if (others.length === 0) await ctx.store.lastActivity.set(user.local, { at: Date.now(), status });
   if (toSubscribers) {
-    await broadcast(ctx, session, await ctx.store.rosters.get(user.local), presence);
+    await broadcast(ctx, session, await ctx.store.rosters.get(user.local), presence, others);
   }
   await Promise.all(
     (session.directed ?? []).map((jid) => ctx.routing.route(withAttrs(presence, { to: jid }))),
   );
-  if ((await availableResources(ctx, user.toString(), session.sessionId)).length === 0) {
-    await ctx.store.lastActivity.set(user.local, { at: Date.now(), status });
-  }
 }
 
 /** §4.5: an unavailable presence with no "to". */

@@ -481,6 +481,38 @@ describe('unavailable presence and the end of a session (§4.5)', () => {
     expect(ended).toEqual([`${JULIET}/garden`, `${JULIET}/balcony`]);
   });
 
+  it('records the last logout before contacts hear of it, so one that asks at once finds it (XEP-0012)', async () => {
+    // Juliet's last activity at the moment romeo got each unavailable presence of her balcony session.
+    const heldWhenDelivered: (string | undefined)[] = [];
+    let w: World | undefined;
+    const local = new LocalDelivery();
+    const delivery: Delivery = {
+      async deliver(target, payload) {
+        if (
+          target.jid === `${ROMEO}/orchard` &&
+          payload.kind === 'stanza' &&
+          payload.xml.includes('unavailable') &&
+          payload.xml.includes(`${JULIET}/balcony`)
+        ) {
+          heldWhenDelivered.push((await w?.backends.store.lastActivity.get('juliet'))?.status);
+        }
+        return local.deliver(target, payload);
+      },
+      listen: (edgeId, receiver) => local.listen(edgeId, receiver),
+      close: () => local.close(),
+    };
+    w = await open([], delivery);
+    await lovers(w);
+    await online(w, `${ROMEO}/orchard`);
+    const balcony = await online(w, `${JULIET}/balcony`);
+    await w.send(balcony, "<presence type='unavailable'><status>Gone to Mantua</status></presence>");
+    expect(heldWhenDelivered).toEqual(['Gone to Mantua']);
+
+    await w.send(balcony, '<presence/>');
+    await w.end(balcony);
+    expect(heldWhenDelivered).toEqual(['Gone to Mantua', '']);
+  });
+
   it('a session that ends while available leaves a last logout with no status', async () => {
     const w = await open();
     await w.backends.store.lastActivity.set('juliet', { at: 1, status: 'an old goodbye' });
