@@ -484,7 +484,7 @@ describe('unavailable presence and the end of a session (§4.5)', () => {
   it('records the last logout before contacts hear of it, so one that asks at once finds it (XEP-0012)', async () => {
     // Juliet's last activity at the moment romeo got each unavailable presence of her balcony session.
     const heldWhenDelivered: (string | undefined)[] = [];
-    let w: World | undefined;
+    const opened: { world?: World } = {};
     const local = new LocalDelivery();
     const delivery: Delivery = {
       async deliver(target, payload) {
@@ -494,14 +494,14 @@ describe('unavailable presence and the end of a session (§4.5)', () => {
           payload.xml.includes('unavailable') &&
           payload.xml.includes(`${JULIET}/balcony`)
         ) {
-          heldWhenDelivered.push((await w?.backends.store.lastActivity.get('juliet'))?.status);
+          heldWhenDelivered.push((await opened.world?.backends.store.lastActivity.get('juliet'))?.status);
         }
         return local.deliver(target, payload);
       },
       listen: (edgeId, receiver) => local.listen(edgeId, receiver),
       close: () => local.close(),
     };
-    w = await open([], delivery);
+    const w = (opened.world = await open([], delivery));
     await lovers(w);
     await online(w, `${ROMEO}/orchard`);
     const balcony = await online(w, `${JULIET}/balcony`);
