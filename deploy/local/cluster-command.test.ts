@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '../../test/harness/client.ts';
+import { processRunning as running } from './process-end.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const COMMAND = fileURLToPath(new URL('./cluster-command.ts', import.meta.url));
@@ -45,24 +46,10 @@ async function freeRange(count: number): Promise<number> {
   throw new Error(`no ${count} consecutive free ports found`);
 }
 
-/** Whether `pid` runs; a zombie (exited, not reaped yet) does not. */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 const children: { kill(signal: NodeJS.Signals): boolean }[] = [];
 
 afterAll(() => {
+  // After a failure: the roles and backends the command started are ended by their watchdogs.
   for (const child of children) child.kill('SIGKILL');
 });
 

@@ -12,7 +12,7 @@ import { openPostgresStore } from '@starling/store';
 import { deriveAllScramKeys } from '@starling/xmpp';
 import { connect, type ClientEndpoint } from '../../test/harness/client.ts';
 import { startKafka, type RunningKafka } from './kafka.ts';
-import { onProcessEnd } from './process-end.ts';
+import { endWithThisProcess, onProcessEnd } from './process-end.ts';
 import { startPostgres, type RunningPostgres } from './postgres.ts';
 import { startRedis, type RunningRedis } from './redis.ts';
 
@@ -291,11 +291,12 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         child.stdout.on('data', take);
         const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
         children.push({ child, exited });
-        // In its own process group it would outlive this process; it must not.
+        // In its own process group it would outlive this process; it must not, however this one ends.
         const forget = onProcessEnd(() => {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         });
         void exited.then(forget);
+        endWithThisProcess(child, ownDataDir ? { dir: dataDir } : {});
         const output = (): string => text;
         const banner = await waitForBanner(child, name, output);
         const opsPort = Number(/metrics and health\s+http:\/\/\S+:(\d+)\//.exec(banner)?.[1]);

@@ -17,7 +17,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { freePort } from './free-port.ts';
-import { onProcessEnd } from './process-end.ts';
+import { endWithThisProcess, onProcessEnd } from './process-end.ts';
 
 /** The Kafka release the cluster shape is tested against. */
 export const KAFKA_VERSION = '4.1.2';
@@ -315,8 +315,11 @@ function log4jProperties(dir: string): string {
 interface Launched {
   readonly child: ChildProcess;
   readonly exited: Promise<void>;
-  /** Kills the broker if this process dies without stopping it (the 'exit' handler cannot run on SIGKILL). */
-  readonly watchdog: ChildProcess;
+  /**
+   * Kills the broker if this process dies without stopping it (the 'exit' handler cannot run on SIGKILL);
+   * gone once the broker exited.
+   */
+  readonly watchdog: ChildProcess | undefined;
 }
 
 const live = new Set<{ launched: Launched | undefined; dir: string }>();
@@ -355,32 +358,13 @@ function launch(classpath: string, dir: string): Launched {
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start java: ${tail(join(dir, 'stdout.log'))}`);
-  // Reads until its stdin closes, which happens when this process dies however it dies; then it kills
-  // the broker and, once the broker is gone, removes its directory.
-  const watchdog = spawn(
-    'sh',
-    [
-      '-c',
-      'read _ignored; kill -9 "$1" 2>/dev/null; ' +
-        'n=0; while kill -0 "$1" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; ' +
-        'rm -rf "$2"',
-      'watchdog',
-      String(pid),
-      dir,
-    ],
-    { stdio: ['pipe', 'ignore', 'ignore'], detached: true },
-  );
-  watchdog.unref();
-  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  // Once the broker is gone its PID may be reused: the watchdog must not outlive it.
-  void exited.then(() => {
-    if (watchdog.exitCode === null && watchdog.signalCode === null) watchdog.kill('SIGKILL');
-  });
+  // Kills the broker and removes its directory if this process dies without stopping it.
+  const watchdog = endWithThisProcess(child, { dir });
   return { child, exited, watchdog };
 }
 
 async function retire(launched: Launched, signal: NodeJS.Signals, boundMs: number): Promise<void> {
-  const { child, exited, watchdog } = launched;
+  const { child, exited } = launched;
   if (child.exitCode === null && child.signalCode === null) {
     child.kill(signal);
     let timer: NodeJS.Timeout | undefined;
@@ -396,7 +380,6 @@ async function retire(launched: Launched, signal: NodeJS.Signals, boundMs: numbe
       await exited;
     }
   }
-  if (watchdog.exitCode === null && watchdog.signalCode === null) watchdog.kill('SIGKILL');
 }
 
 async function waitReady(brokers: string[], launched: Launched, dir: string): Promise<void> {

@@ -10,24 +10,10 @@ import pg from 'pg';
 import { waitFor } from '@starling/ports/contracts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findPostgresBinaries, startPostgres, type RunningPostgres } from './postgres.ts';
+import { processRunning } from './process-end.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MODULE = fileURLToPath(new URL('./postgres.ts', import.meta.url));
-
-/** Whether `pid` is a live process; a zombie (killed, parent gone, not yet reaped) counts as dead. */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return existsSync(`/proc/${pid}`) || process.platform !== 'linux';
-  }
-}
 
 function refusesConnections(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -100,9 +86,10 @@ async function startInChild(ending: string): Promise<Orphan> {
 }
 
 async function expectGone(orphan: Orphan): Promise<void> {
-  await waitFor(async () => !(await alive(orphan.pid)), 10_000, `postmaster ${orphan.pid} to die`);
+  await waitFor(() => !processRunning(orphan.pid), 10_000, `postmaster ${orphan.pid} to die`);
   expect(await refusesConnections(orphan.port)).toBe(true);
-  expect(existsSync(orphan.dir)).toBe(false);
+  // Removed right after the postmaster ended, by the exit handler or, after SIGKILL, by its watchdog.
+  await waitFor(() => !existsSync(orphan.dir), 5_000, `${orphan.dir} to be removed`);
 }
 
 describe('startPostgres', () => {
@@ -137,7 +124,7 @@ describe('startPostgres', () => {
     }
 
     await server.stop();
-    expect(await alive(server.pid)).toBe(false);
+    expect(processRunning(server.pid)).toBe(false);
     expect(await refusesConnections(Number(url.port))).toBe(true);
     expect(existsSync(dir)).toBe(false);
     await server.stop();
@@ -165,6 +152,13 @@ describe('startPostgres', () => {
     const orphan = await startInChild('setInterval(() => undefined, 1000);');
     orphan.kill('SIGTERM');
     expect((await orphan.exit).signal).toBe('SIGTERM');
+    await expectGone(orphan);
+  });
+
+  it('kills the server when the process that started it is killed with SIGKILL, where no handler runs', async () => {
+    const orphan = await startInChild('setInterval(() => undefined, 1000);');
+    orphan.kill('SIGKILL');
+    expect((await orphan.exit).signal).toBe('SIGKILL');
     await expectGone(orphan);
   });
 });

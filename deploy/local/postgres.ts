@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './free-port.ts';
-import { onProcessEnd } from './process-end.ts';
+import { endWithThisProcess, onProcessEnd } from './process-end.ts';
 
 /** A PostgreSQL server started by `startPostgres`, with a database `starling` and trust auth on loopback. */
 export interface RunningPostgres {
@@ -305,6 +305,9 @@ async function launch(
     const err = await new Promise<Error>((resolve) => child.once('error', resolve));
     throw new Error(`could not start ${binaries.postgres}: ${err.message}`);
   }
+  // Should this process die where its exit handlers cannot run (SIGKILL): an immediate shutdown, as
+  // killAllNow does, and the directory removed.
+  endWithThisProcess(child, { signal: 'SIGQUIT', graceMs: KILL_TIMEOUT_MS, dir });
   const server = started.get(dir);
   if (server) server.pid = pid;
   const log = createWriteStream(join(dir, 'postgres.log'), { flags: 'a' });

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Redis } from 'ioredis';
-import { onProcessEnd } from './process-end.ts';
+import { endWithThisProcess, onProcessEnd } from './process-end.ts';
 
 const HOST = '127.0.0.1';
 /** Bounds every wait here: a healthy redis-server starts in milliseconds. */
@@ -143,10 +143,14 @@ function freePort(): Promise<number> {
 
 class PortInUse extends Error {}
 
-/** Spawns redis-server in the foreground and resolves once it logged that it accepts connections. */
+/**
+ * Spawns redis-server in the foreground and resolves once it logged that it accepts connections. Should
+ * this process die without stopping it, the server is killed and `root` removed.
+ */
 async function spawnNode(
   server: string,
   port: number,
+  root: string,
   dir: string,
   args: readonly string[],
 ): Promise<ChildProcess> {
@@ -171,6 +175,7 @@ async function spawnNode(
     // Its own process group: Ctrl-C on a terminal reaches only the program that started it.
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
+  endWithThisProcess(child, { dir: root });
   const log = createWriteStream(join(dir, 'redis.log'));
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
@@ -219,7 +224,7 @@ async function startNode(root: string, args: readonly string[], port?: number): 
     const chosen = port ?? (await freePort());
     const dir = join(root, `node-${chosen}`);
     try {
-      const child = await spawnNode(server, chosen, dir, args);
+      const child = await spawnNode(server, chosen, root, dir, args);
       const node: RedisProcess = { port: chosen, dir, child };
       live.add(node);
       return node;
