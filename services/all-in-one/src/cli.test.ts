@@ -40,6 +40,7 @@ afterEach(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
+// Each step below starts the program anew (about a second each on an idle machine, several under load).
 describe('starling user', () => {
   it('adds, lists, changes and deletes accounts, and never stores a password in clear', async () => {
     const added = await run(['user', 'add', 'alice', '--password', 'plaintext-never-stored']);
@@ -71,7 +72,7 @@ describe('starling user', () => {
     const again = await run(['user', 'del', 'alice']);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('no user alice@localhost');
-  });
+  }, 60_000);
 
   it('says what is wrong with a username', async () => {
     const bad = await run(['user', 'add', 'a b', '--password', 'x']);
@@ -83,7 +84,7 @@ describe('starling user', () => {
     const empty = await run(['user', 'add', 'carol'], { input: '\n' });
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('password is empty');
-  });
+  }, 30_000);
 });
 
 describe('starling config check', () => {
