@@ -72,6 +72,11 @@ export const configSchema = z
         children: positiveInt.default(1024),
         /** Seconds a client may take to authenticate before the stream is closed. */
         authTimeoutSeconds: positiveInt.default(60),
+        /**
+         * A connection with no input for this many seconds (checked every as many seconds, so after one
+         * to two periods) lets go of its XML parser, about 8 KB, until it sends again; 0 never does.
+         */
+        hibernateSeconds: z.number().int().min(0).default(10),
         /** Open connections from one address. */
         connectionsPerAddress: positiveInt.default(1000),
         /** Stored offline messages per account. */

@@ -13,6 +13,12 @@ export const connections = new Gauge({
   registers: [metricsRegistry],
 });
 
+export const hibernatedConnections = new Gauge({
+  name: 'xmpp_connections_hibernated',
+  help: 'Client connections idle long enough to have let go of their XML parser (limits.hibernateSeconds), at the last check.',
+  registers: [metricsRegistry],
+});
+
 export const sessions = new Gauge({
   name: 'xmpp_sessions',
   help: 'Bound client sessions on this edge.',

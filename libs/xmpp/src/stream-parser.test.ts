@@ -449,6 +449,92 @@ describe('cost', () => {
   });
 });
 
+describe('hibernation (idle connections)', () => {
+  /** Two calls: the first notes that no input came since, the second can put the parser to sleep. */
+  function idle(parser: StreamParser): boolean {
+    parser.hibernate();
+    return parser.hibernate();
+  }
+
+  it('sleeps only after a period without input, and goes on where it stopped', () => {
+    const s = open();
+    s.write(HEADER.replace('>', " xmlns:x='urn:example:x'>"), '<presence/>');
+    expect(s.parser.hibernate()).toBe(false);
+    s.write(' ');
+    expect(s.parser.hibernate()).toBe(false);
+    expect(s.parser.hibernate()).toBe(true);
+    expect(s.parser.hibernate()).toBe(false);
+
+    // Prefixes of the header stay declared, the header is still the parent, and its end still ends it.
+    s.write("<message to='a@b'><x:mark/><body>é</body></message>", '</stream:stream>');
+    expect(s.errors()).toEqual([]);
+    expect(s.events.map((e) => e.type)).toEqual(['start', 'element', 'element', 'end']);
+    const message = s.elements()[1];
+    expect(message?.toString()).toBe('<message to="a@b"><x:mark/><body>é</body></message>');
+    expect(message?.getChild('mark', 'urn:example:x')).toBeDefined();
+    expect(message?.getNS()).toBe('jabber:client');
+  });
+
+  it('keeps every limit and check after waking', () => {
+    const s = open('stream', { ...LIMITS, maxStanzaBytes: 200 });
+    s.write(HEADER, '<presence/>');
+    expect(idle(s.parser)).toBe(true);
+    s.write(`<message><body>${'a'.repeat(200)}</body></message>`);
+    expect(s.errors()).toEqual(['policy-violation']);
+
+    const t = open();
+    t.write(HEADER);
+    expect(idle(t.parser)).toBe(true);
+    t.write('hello');
+    expect(t.errors()).toEqual(['not-well-formed']);
+
+    const u = open();
+    u.write(HEADER);
+    expect(idle(u.parser)).toBe(true);
+    u.write('<message><body>hi</message>');
+    expect(u.errors()).toEqual(['not-well-formed']);
+    expect(u.elements()).toEqual([]);
+  });
+
+  it('stays awake inside a stanza, and with a character cut short', () => {
+    const s = open();
+    s.write(HEADER, '<message><body>h');
+    expect(idle(s.parser)).toBe(false);
+    s.write('i</body></message>');
+    expect(s.elements()[0]?.getChildText('body')).toBe('hi');
+
+    const t = open();
+    const euro = encoder.encode('<message><body>€</body></message>');
+    t.write(HEADER, '<presence/>', euro.subarray(0, 1));
+    expect(idle(t.parser)).toBe(false);
+    t.write(euro.subarray(1));
+    expect(t.errors()).toEqual([]);
+    expect(t.elements()[1]?.getChildText('body')).toBe('€');
+
+    const u = open();
+    u.write(HEADER, "<message to='a@b'/><");
+    expect(idle(u.parser)).toBe(false);
+    u.write('presence/>');
+    expect(u.elements().map((el) => el.name)).toEqual(['message', 'presence']);
+  });
+
+  it('never sleeps before the stream header, and wakes in framed mode too', () => {
+    const s = open();
+    s.write("<?xml version='1.0'?>");
+    expect(idle(s.parser)).toBe(false);
+
+    const framed = open('framed');
+    framed.write("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0'/>");
+    expect(idle(framed.parser)).toBe(true);
+    framed.write("<message xmlns='jabber:client' to='a@b'><body>hi</body></message>");
+    expect(framed.errors()).toEqual([]);
+    expect(framed.elements()[1]?.getChildText('body')).toBe('hi');
+    expect(idle(framed.parser)).toBe(true);
+    framed.write('</framed>');
+    expect(framed.errors()).toEqual(['not-well-formed']);
+  });
+});
+
 describe('failure handling', () => {
   it('reports one error and ignores every later write', () => {
     const s = open();

@@ -1,6 +1,6 @@
 // RFC 6120 §4 and §11 (RFC 7395 §3.3 for WebSocket framing): the hardened streaming XML parser for client streams.
 import { SaxesParser, type SaxesAttributeNS, type SaxesTagNS, type XMLDecl } from 'saxes';
-import { Element } from './element.ts';
+import { Element, escapeXml } from './element.ts';
 import { StreamError, type StreamErrorCondition } from './errors.ts';
 import { NS_CLIENT, NS_STREAM } from './namespaces.ts';
 
@@ -95,9 +95,15 @@ export class StreamParser {
   private readonly mode: StreamParserMode;
   private readonly events: StreamParserEvents;
   private limits: StreamParserLimits;
-  private readonly tokenizer: SaxesParser<TokenizerOptions>;
-  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private tokenizer: SaxesParser<TokenizerOptions>;
+  private decoder = new TextDecoder('utf-8', { fatal: true });
   private done = false;
+  /** Input came since the last hibernate(). */
+  private active = true;
+  /** hibernate() let go of the tokenizer and decoder; the next write makes new ones. */
+  private asleep = false;
+  /** The last byte written: a multi-byte character may be unfinished in the decoder unless it is ASCII. */
+  private lastByte = 0;
   /** The stream header (or the framed wrapper) is open: what follows is top-level content. */
   private rootOpen = false;
   private header: Element | null = null;
@@ -126,20 +132,27 @@ export class StreamParser {
     this.mode = mode;
     this.limits = limits;
     this.events = events;
-    this.tokenizer = new SaxesParser<TokenizerOptions>({
+    this.tokenizer = this.newTokenizer(mode === 'framed' ? FRAMED_WRAPPER : '');
+    if (mode === 'framed') {
+      this.sliceLength = FRAMED_WRAPPER.length;
+      this.scanFrom = FRAMED_WRAPPER.length;
+      this.rootOpen = true;
+    }
+  }
+
+  /**
+   * A tokenizer that has read `opening` (the framed wrapper, or a stream header to go on after hibernating)
+   * before any handler is attached, so that it produces no events.
+   */
+  private newTokenizer(opening: string): SaxesParser<TokenizerOptions> {
+    const tokenizer = new SaxesParser<TokenizerOptions>({
       xmlns: true,
       fragment: false,
       forceXMLVersion: true,
       defaultXMLVersion: '1.0',
     });
-    if (mode === 'framed') {
-      // Written before any handler is attached: the wrapper produces no events.
-      this.tokenizer.write(FRAMED_WRAPPER);
-      this.sliceLength = FRAMED_WRAPPER.length;
-      this.scanFrom = FRAMED_WRAPPER.length;
-      this.rootOpen = true;
-    }
-    const t = this.tokenizer as unknown as TokenizerHandlers;
+    if (opening !== '') tokenizer.write(opening);
+    const t = tokenizer as unknown as TokenizerHandlers;
     t.openTagStartHandler = () => this.onOpenTagStart();
     t.attributeHandler = () => this.onAttribute();
     t.openTagHandler = (tag) => this.onOpenTag(tag);
@@ -150,12 +163,60 @@ export class StreamParser {
     t.commentHandler = () => this.abort('restricted-xml', 'comments are not allowed');
     t.piHandler = () => this.abort('restricted-xml', 'processing instructions are not allowed');
     t.errorHandler = (err) => this.onTokenizerError(err);
+    return tokenizer;
+  }
+
+  /**
+   * Lets go of the tokenizer and the UTF-8 decoder (most of an idle connection's parser memory) if no
+   * input came since the previous call and the stream rests between top-level elements; the next write
+   * makes new ones that go on where these stopped. Called periodically for every connection, it puts
+   * those idle for a whole period to sleep. Returns whether it did now.
+   */
+  hibernate(): boolean {
+    if (this.active) {
+      this.active = false;
+      return false;
+    }
+    const resting =
+      this.rootOpen &&
+      this.open.length === 0 &&
+      this.pending === null &&
+      !this.inMarkup &&
+      this.lastByte < 0x80;
+    if (this.asleep || this.done || !resting) return false;
+    this.asleep = true;
+    this.tokenizer = ASLEEP;
+    this.decoder = ASLEEP_DECODER;
+    return true;
+  }
+
+  /** Whether hibernate() let go of the tokenizer and no input came since. */
+  get sleeping(): boolean {
+    return this.asleep;
+  }
+
+  /** After hibernate(): a tokenizer inside the stream again (the header's namespace declarations in scope). */
+  private wake(): void {
+    this.asleep = false;
+    this.decoder = new TextDecoder('utf-8', { fatal: true });
+    const opening = this.mode === 'framed' ? FRAMED_WRAPPER : openingTag(this.header);
+    this.tokenizer = this.newTokenizer(opening);
+    // Positions count from the new tokenizer's start: all of it is behind, checked, at top level.
+    this.sliceStart = 0;
+    this.sliceLength = opening.length;
+    this.sliceStartByte = 0;
+    this.sliceBytes = Buffer.byteLength(opening, 'utf8');
+    this.scanFrom = opening.length;
+    this.pendingAt = -1;
   }
 
   /** Feeds raw bytes from the socket (UTF-8; may split multi-byte characters and tokens anywhere). */
   write(chunk: Uint8Array): void {
     if (this.done) return;
+    this.active = true;
+    if (chunk.length > 0) this.lastByte = chunk[chunk.length - 1] ?? 0;
     try {
+      if (this.asleep) this.wake();
       if (chunk.length <= SLICE_BYTES) {
         this.feed(chunk);
       } else {
@@ -428,4 +489,23 @@ function appendText(el: Element, text: string): void {
   const previous = children[last];
   if (typeof previous === 'string') children[last] = previous + text;
   else children.push(text);
+}
+
+/** Stand-ins while asleep: never written to, they only keep the fields' types. */
+const ASLEEP = new SaxesParser<TokenizerOptions>({
+  xmlns: true,
+  fragment: false,
+  forceXMLVersion: true,
+  defaultXMLVersion: '1.0',
+});
+const ASLEEP_DECODER = new TextDecoder('utf-8', { fatal: true });
+
+/** The stream header's start tag with only its namespace declarations: all that later elements inherit. */
+function openingTag(header: Element | null): string {
+  if (header === null) throw new Error('a stream parser hibernated before its header');
+  let tag = `<${header.name}`;
+  for (const [name, value] of Object.entries(header.attrs)) {
+    if (name === 'xmlns' || name.startsWith('xmlns:')) tag += ` ${name}='${escapeXml(String(value))}'`;
+  }
+  return `${tag}>`;
 }

@@ -2,7 +2,14 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TOPIC_PRESENCE, TOPIC_STANZAS, type SessionEndEnvelope, type StanzaEnvelope } from '@starling/core';
+import {
+  hibernatedConnections,
+  TOPIC_PRESENCE,
+  TOPIC_STANZAS,
+  type SessionEndEnvelope,
+  type StanzaEnvelope,
+} from '@starling/core';
+import { waitFor } from '@starling/ports/contracts';
 import {
   NS_BIND,
   NS_CAPS,
@@ -420,6 +427,15 @@ describe('after authentication', () => {
     client.send(' ');
     client.send('\n\t ');
     await expectNextPublished(target, client, 'after-keepalive');
+  });
+
+  it('lets an idle stream’s parser sleep, and goes on when the client sends again', async () => {
+    const target = await edge({ limits: { hibernateSeconds: 1 } });
+    const { client } = await login(target);
+    await expectNextPublished(target, client, 'before-sleep');
+    const sleeping = async (): Promise<number> => (await hibernatedConnections.get()).values[0]?.value ?? 0;
+    await waitFor(async () => (await sleeping()) === 1, 5_000, 'the idle stream to hibernate');
+    await expectNextPublished(target, client, 'after-sleep');
   });
 
   it('publishes presence on the presence topic', async () => {

@@ -143,6 +143,15 @@ export class ClientStream implements LocalSession {
     this.newParser();
   }
 
+  /**
+   * Called every `limits.hibernateSeconds`: a stream that read nothing for a whole period lets go of its
+   * parser's tokenizer until the client sends again. Returns whether the parser sleeps.
+   */
+  hibernate(): boolean {
+    this.parser?.hibernate();
+    return this.parser?.sleeping ?? false;
+  }
+
   deliver(payload: DeliveryPayload): boolean | Promise<boolean> {
     if (this.closing) return false;
     if (payload.kind === 'close') {

@@ -1,6 +1,6 @@
 // The edge role: c2s listeners (RFC 6120 STARTTLS, XEP-0368 direct TLS, RFC 7395 WebSocket) and their streams.
 import { randomBytes } from 'node:crypto';
-import { connections } from '@starling/core';
+import { connections, hibernatedConnections } from '@starling/core';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import type { RoleDeps, RoleHandle } from '@starling/core';
@@ -87,6 +87,16 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   const perAddress = new Map<string, number>();
   let accepting = true;
   let nextConnection = 0;
+  // Idle connections let go of their parsers' buffers: most of an edge's connections are idle at any time.
+  const hibernateMs = config.limits.hibernateSeconds * 1000;
+  const hibernation =
+    hibernateMs > 0
+      ? setInterval(() => {
+          let sleeping = 0;
+          for (const stream of streams) if (stream.hibernate()) sleeping += 1;
+          hibernatedConnections.set(sleeping);
+        }, hibernateMs).unref()
+      : undefined;
 
   function accept(transport: Transport, kind: string): void {
     const address = transport.remoteAddress;
@@ -180,6 +190,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   let closed: Promise<void> | undefined;
   async function drain(): Promise<void> {
     accepting = false;
+    clearInterval(hibernation);
     const stopped = Promise.all([closeServer(c2s), closeServer(directTls)]);
     for (const stream of streams) stream.fail('system-shutdown');
     await Promise.all([...streams].map((stream) => stream.finished));
