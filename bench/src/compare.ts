@@ -90,8 +90,20 @@ const CASES: readonly Case[] = [
   },
   {
     id: 'idle-tls',
-    title: 'idle connections, 10,000 clients over TLS',
-    args: ['--scenario', 'storm', '--connections', '10000', '--transport', 'tls', '--concurrency', '100'],
+    title: 'idle connections, 10,000 clients over TLS, idle 30 s',
+    // Idle long enough for Starling's parsers to hibernate (limits.hibernateSeconds, 10 s by default).
+    args: [
+      '--scenario',
+      'storm',
+      '--connections',
+      '10000',
+      '--transport',
+      'tls',
+      '--concurrency',
+      '100',
+      '--idle',
+      '30',
+    ],
     figures: [
       ['rss_kb_per_idle_connection', 'server RSS per idle connection (KB)'],
       ['cpu_ms_per_login', 'server CPU per login (ms)'],
