@@ -191,6 +191,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   async function drain(): Promise<void> {
     accepting = false;
     clearInterval(hibernation);
+    hibernatedConnections.set(0);
     const stopped = Promise.all([closeServer(c2s), closeServer(directTls)]);
     for (const stream of streams) stream.fail('system-shutdown');
     await Promise.all([...streams].map((stream) => stream.finished));
