@@ -146,4 +146,23 @@ describe('measuring', () => {
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/^bench: --server is one of starling, .*ejabberd.*, not "prosody"/);
   });
+
+  it('measures what an idle plain and TLS connection costs a bare Node.js server', () => {
+    const script = 'bench/src/tls-floor.ts';
+    const result = spawnSync(process.execPath, ['--import', 'tsx', script, '--connections', '400'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const kb = (transport: string): number =>
+      Number(new RegExp(`${transport}\\s+(-?[\\d.]+) KB RSS per connection`).exec(result.stdout)?.[1]);
+    // A TLS session holds tens of kilobytes that a TCP socket does not; 400 connections show it clearly.
+    expect(kb('tls') - kb('plain')).toBeGreaterThan(10);
+
+    const wrong = spawnSync(process.execPath, ['--import', 'tsx', script, '--connections', '0'], {
+      encoding: 'utf8',
+    });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toContain('--connections takes a whole number from 1 to 9000, not "0"');
+  }, 150_000);
 });
