@@ -9,7 +9,7 @@ import { answerProbe, availableResources, currentPresence } from './user-presenc
 // Most entities one session may hold directed presence for (RFC 6121 §4.6): the list lives in every record.
 const DIRECTED_LIMIT = 1000;
 
-// To the contacts and to the user's other available resources (`others`, looked up when not given);
+// To the contacts and to the user's other available resources (`known`, looked up when not given);
 // resolves with those resources, which the caller may need again.
 async function broadcast(
   ctx: FeatureContext,
