@@ -35,6 +35,13 @@ describe('configuration', () => {
 
   it('names the setting that is wrong', () => {
     expect(() => parseConfig({ cluster: { leaseSeconds: 1 } })).toThrow(/cluster\.leaseSeconds/);
+    // Longer than a timer can wait, which Node would fire at once.
+    expect(() => parseConfig({ limits: { hibernateSeconds: 3_000_000 } })).toThrow(
+      /limits\.hibernateSeconds/,
+    );
+    expect(() => parseConfig({ limits: { authTimeoutSeconds: 3_000_000 } })).toThrow(
+      /limits\.authTimeoutSeconds/,
+    );
     expect(() => loadConfig(undefined, { STARLING_METRICS_PORT: 'x' })).toThrow(ConfigError);
     expect(() => loadConfig(undefined, { STARLING_METRICS_PORT: 'x' })).toThrow(/STARLING_METRICS_PORT/);
     expect(() => loadConfig('/nonexistent/starling.yaml', {})).toThrow(/cannot read config file/);

@@ -70,13 +70,16 @@ export const configSchema = z
         attributes: positiveInt.default(64),
         /** Most child elements of one element. */
         children: positiveInt.default(1024),
-        /** Seconds a client may take to authenticate before the stream is closed. */
-        authTimeoutSeconds: positiveInt.default(60),
+        /**
+         * Seconds a client may take to authenticate before the stream is closed. Timers take at most
+         * 2^31 - 1 ms (Node fires longer ones at once), so this and hibernateSeconds stop at a day.
+         */
+        authTimeoutSeconds: positiveInt.max(86_400).default(60),
         /**
          * A connection with no input for this many seconds (checked every as many seconds, so after one
          * to two periods) lets go of its XML parser, about 8 KB, until it sends again; 0 never does.
          */
-        hibernateSeconds: z.number().int().min(0).default(10),
+        hibernateSeconds: z.number().int().min(0).max(86_400).default(10),
         /** Open connections from one address. */
         connectionsPerAddress: positiveInt.default(1000),
         /** Stored offline messages per account. */
