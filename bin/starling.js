@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly: tsx compiles them on load (no build step on Node 20 or 24).
-import { register } from 'tsx/esm/api';
+// Runs the TypeScript sources directly, with no build step: the hooks in typescript-hooks.js strip the
+// types with esbuild as each file loads. They do so on every Node, also where Node could strip types
+// itself (22.18+, 24), which costs an idle server about 20 MB more than esbuild does.
+import { register } from 'node:module';
 
-register();
+register('./typescript-hooks.js', import.meta.url);
+// Stack traces point into the .ts files through the source maps the hooks add.
+process.setSourceMapsEnabled(true);
 await import('../services/all-in-one/src/main.ts');
