@@ -4,6 +4,7 @@ import { defineFeature, type FeatureContext } from '@starling/core';
 import type { Store } from '@starling/ports';
 import {
   attr,
+  BoundedMap,
   errorReply,
   Jid,
   NS_BLOCKING,
@@ -29,16 +30,12 @@ function createBlocklistCache(store: Store): {
   get(username: string): Promise<Blocklist>;
   invalidate(username: string): void;
 } {
-  const entries = new Map<string, { list: Promise<Blocklist>; at: number }>();
+  const entries = new BoundedMap<string, { list: Promise<Blocklist>; at: number }>(CACHE_USERS);
   return {
     get(username) {
       const hit = entries.get(username);
       if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.list;
       entries.delete(username);
-      if (entries.size >= CACHE_USERS) {
-        const oldest = entries.keys().next();
-        if (oldest.done !== true) entries.delete(oldest.value);
-      }
       const entry = { list: store.blocklists.list(username).then((jids) => new Set(jids)), at: Date.now() };
       entries.set(username, entry);
       entry.list.catch(() => {

@@ -1,4 +1,5 @@
 // RFC 7622: XMPP addresses. Parsing splits the parts (§3.1); each part is prepared by its PRECIS profile.
+import { BoundedMap } from './bounded-map.ts';
 import { prepareDomainpart, prepareLocalpart, prepareResourcepart } from './precis.ts';
 
 // Three parts of at most 1023 octets each after preparation, with room for what preparation may shrink;
@@ -11,8 +12,8 @@ const MAX_ADDRESS_UNITS = 3 * 4 * 1023 + 2;
  * out beyond the bound; invalid text is never kept, nor text longer than any everyday address, so that
  * clients sending long addresses cannot make the cache hold megabytes.
  */
-const PARSED = new Map<string, Jid>();
 const PARSED_MAX = 4096;
+const PARSED = new BoundedMap<string, Jid>(PARSED_MAX);
 const PARSED_LONGEST = 256;
 
 /** An address that cannot be prepared; answered with `jid-malformed`. */
@@ -36,7 +37,6 @@ export class Jid {
     if (jid === undefined) {
       jid = Jid.#prepare(text);
       if (text.length > PARSED_LONGEST) return jid;
-      if (PARSED.size >= PARSED_MAX) PARSED.delete(PARSED.keys().next().value as string);
       PARSED.set(text, jid);
     }
     return jid;
