@@ -1,13 +1,13 @@
 // Local infrastructure: a throwaway PostgreSQL server (initdb + postgres, loopback only) for tests and `npm run cluster`.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { access, chown, constants, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './free-port.ts';
-import { endWithThisProcess, onProcessEnd } from './process-end.ts';
+import { endWithThisProcess, onProcessEnd, processRunning } from './process-end.ts';
 
 /** A PostgreSQL server started by `startPostgres`, with a database `starling` and trust auth on loopback. */
 export interface RunningPostgres {
@@ -178,22 +178,6 @@ class LogTail {
  */
 const started = new Map<string, { pid: number | undefined }>();
 
-/** Whether `pid` has exited (a zombie has: it only waits to be reaped); only Linux can tell without waiting. */
-function exitedNow(pid: number): boolean | undefined {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  if (process.platform !== 'linux') return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
 /**
  * Stops every server still running, synchronously, as the process is about to end. An immediate shutdown
  * (SIGQUIT) lets the postmaster end its backends and release its shared memory itself; SIGKILL would leave
@@ -210,12 +194,12 @@ function killAllNow(): void {
   }
   const deadline = Date.now() + KILL_TIMEOUT_MS;
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  let waiting = pids.filter((pid) => exitedNow(pid) === false);
+  let waiting = pids.filter(processRunning);
   while (waiting.length > 0 && Date.now() < deadline) {
     Atomics.wait(pause, 0, 0, 10);
-    waiting = waiting.filter((pid) => exitedNow(pid) === false);
+    waiting = waiting.filter(processRunning);
   }
-  for (const pid of pids.filter((p) => exitedNow(p) !== true)) {
+  for (const pid of waiting) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {

@@ -110,13 +110,17 @@ export function endWithThisProcess(child: ChildProcess, options: EndOptions = {}
   return watchdog;
 }
 
-/** Whether `pid` runs; a zombie (exited, waiting to be reaped by a parent that may be slow to) does not. */
+/**
+ * Whether `pid` runs; a zombie (exited, waiting to be reaped by a parent that may be slow to) does not.
+ * Only Linux tells a zombie apart (from /proc); elsewhere a zombie counts as running.
+ */
 export function processRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch {
     return false;
   }
+  if (process.platform !== 'linux') return true;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';

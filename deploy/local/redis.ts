@@ -2,10 +2,10 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from './free-port.ts';
 import { endWithThisProcess, onProcessEnd } from './process-end.ts';
 
 const HOST = '127.0.0.1';
@@ -124,21 +124,6 @@ function redisBinaries(): Promise<{ server: string; cli: string }> {
     return { server, cli };
   })();
   return binaries;
-}
-
-/** A port that was free a moment ago; a start that loses the race to another process picks again. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      server.close(() => {
-        if (typeof address === 'object' && address !== null) resolve(address.port);
-        else reject(new Error('no port assigned'));
-      });
-    });
-  });
 }
 
 class PortInUse extends Error {}
