@@ -37,6 +37,8 @@ export default defineConfig({
           poolOptions: { forks: { singleFork: true } },
           // A file's beforeAll starts six role processes and waits until they work together.
           hookTimeout: 180_000,
+          // Each wait for a stanza may take up to 15 s here (test/harness/shape.ts).
+          testTimeout: 60_000,
           sequence: { groupOrder: 1 },
         },
       },

@@ -4,7 +4,7 @@ import { client as xmppClient, type XmppClient } from '@xmpp/client';
 import { WebSocket as WsWebSocket } from 'ws';
 import { parseTrusted, type Element } from '@starling/xmpp';
 import type { TestServer } from './server.ts';
-import { TEST_SHAPE } from './shape.ts';
+import { EXPECT_TIMEOUT_MS, TEST_SHAPE } from './shape.ts';
 
 // The test server's certificate is self-signed and @xmpp/client offers no way to pin it.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -15,7 +15,6 @@ export type Transport = 'starttls' | 'direct-tls' | 'websocket';
 
 export type Match = (el: Element) => boolean;
 
-const DEFAULT_TIMEOUT = 5000;
 const CONNECT_TIMEOUT = 15_000;
 /**
  * How long `expectNothing` watches by default. In the cluster shape a stanza that should not come would
@@ -60,7 +59,7 @@ export class TestClient {
   }
 
   /** Resolves with (and removes from the inbox) the first stanza that matches, waiting up to `timeout` ms. */
-  expect(match: Match, timeout = DEFAULT_TIMEOUT): Promise<Element> {
+  expect(match: Match, timeout = EXPECT_TIMEOUT_MS): Promise<Element> {
     const index = this.inbox.findIndex(match);
     const found = this.inbox[index];
     if (found) {
@@ -85,7 +84,7 @@ export class TestClient {
   }
 
   /** Sends an IQ (the id is filled in when absent) and resolves with its result or error. */
-  async iq(xml: string, timeout = DEFAULT_TIMEOUT): Promise<Element> {
+  async iq(xml: string, timeout = EXPECT_TIMEOUT_MS): Promise<Element> {
     const request = parseTrusted(xml);
     const id = (request.attrs.id as string | undefined) ?? `t${++this.nextId}`;
     request.attrs.id = id;

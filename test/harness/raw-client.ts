@@ -4,8 +4,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { ClientEndpoint } from './client.ts';
 import type { TestServer } from './server.ts';
-
-const DEFAULT_TIMEOUT = 5000;
+import { EXPECT_TIMEOUT_MS } from './shape.ts';
 
 export class RawClient {
   private socket: Socket | TLSSocket;
@@ -75,7 +74,7 @@ export class RawClient {
    * Waits until the output after the last read contains `pattern`; returns that output up to and
    * including the match, and moves past it.
    */
-  read(pattern: string | RegExp, timeout = DEFAULT_TIMEOUT): Promise<string> {
+  read(pattern: string | RegExp, timeout = EXPECT_TIMEOUT_MS): Promise<string> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
         const rest = this.buffer.slice(this.consumed);
@@ -117,7 +116,7 @@ export class RawClient {
   }
 
   /** Expects a stream error with `condition`, the closing tag, and the socket to close. */
-  async expectStreamError(condition: string, timeout = DEFAULT_TIMEOUT): Promise<string> {
+  async expectStreamError(condition: string, timeout = EXPECT_TIMEOUT_MS): Promise<string> {
     const text = await this.read('</stream:stream>', timeout);
     const error = /<stream:error>([\s\S]*?)<\/stream:error>/.exec(text);
     if (!error) throw new Error(`no stream error before the end of the stream:\n${text}`);
