@@ -35,8 +35,8 @@ interface Row {
 }
 
 /**
- * The staged layout on the store's file: appends go to \`archive_staged\` (no index but the rowid), and
- * every \`every\` rows one transaction copies them into the archive in arrival order and empties it.
+ * The staged layout on the store's file: appends go to `archive_staged` (no index but the rowid), and
+ * every `every` rows one transaction copies them into the archive in arrival order and empties it.
  */
 async function stagedWriter(
   file: string,
