@@ -134,6 +134,8 @@ describe('measuring', () => {
     const latencies = new Latencies();
     for (let value = 1000; value >= 1; value--) latencies.add(value);
     expect(latencies.summary()).toEqual({ p50: 501, p95: 951, p99: 991, max: 1000 });
+    // Nothing measured arrived (a server far behind): no latency at all, rather than 0 ms.
+    expect(new Latencies().summary()).toBeUndefined();
   });
 
   it('says what to fix when called wrongly', () => {

@@ -35,7 +35,7 @@ export interface ScenarioResult {
   readonly scenario: string;
   /** Named figures, each with its unit in the name (e.g. `cpu_us_per_msg`). */
   readonly figures: Record<string, number>;
-  readonly latency?: LatencySummary;
+  readonly latency?: LatencySummary | undefined;
   /** What each server component spent over the measured window. */
   readonly usage: readonly ComponentSample[];
 }

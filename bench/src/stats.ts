@@ -16,14 +16,16 @@ export class Latencies {
     return this.size;
   }
 
-  summary(): LatencySummary {
+  /** Undefined without samples: a run where nothing measured arrived has no latency, not one of 0 ms. */
+  summary(): LatencySummary | undefined {
+    if (this.size === 0) return undefined;
     const sorted = this.values.slice(0, this.size).sort();
     const at = (q: number): number => sorted[Math.min(this.size - 1, Math.floor(q * this.size))] ?? 0;
     return {
       p50: at(0.5),
       p95: at(0.95),
       p99: at(0.99),
-      max: this.size > 0 ? (sorted[this.size - 1] ?? 0) : 0,
+      max: sorted[this.size - 1] ?? 0,
     };
   }
 }
