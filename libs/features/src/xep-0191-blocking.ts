@@ -35,7 +35,8 @@ function createBlocklistCache(store: Store): {
     get(username) {
       const hit = entries.get(username);
       if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.list;
-      entries.delete(username);
+      // Replaced in place rather than deleted and added: a refresh then keeps the user's one place in
+      // the map's order, where a delete would leave a second one behind that evicts the user early.
       const entry = { list: store.blocklists.list(username).then((jids) => new Set(jids)), at: Date.now() };
       entries.set(username, entry);
       entry.list.catch(() => {
