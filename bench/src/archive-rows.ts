@@ -1,101 +1,39 @@
 // `npm run bench:archive-rows`: what one archive row costs the embedded store (SQLite), written as the
-// archive role writes them: multi-row appends of a batch's entries, over many owners. With --staged N,
-// the layout that could replace it: appends to a table with no index, moved into the archive in one
-// transaction every N rows (the move stalls whatever else runs on the thread; its longest is reported).
+// archive role writes them: appends of a batch's entries at a time, over many owners. By default through
+// the store as the server opens it: the archive's own thread stages the rows and moves them into the
+// indexed archive in large batches. With --direct, the layout before it: each row added to the indexed
+// archive as it comes, on the calling thread. CPU is the whole process's, every thread's.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { SqliteStatement } from 'kysely';
-import { openSqlite, openSqliteStore } from '@starling/store';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { ArchiveEntry, ArchiveStore } from '@starling/ports';
+import {
+  archiveFileFor,
+  createSqlArchive,
+  migrateArchiveFile,
+  openSqlite,
+  openSqliteStore,
+  type Database,
+} from '@starling/store';
 import { newStanzaId } from '../../libs/features/src/xep-0359-stanza-ids.ts';
 
 /** The indexes that may be dropped to see what each costs; the unique one is what appends rely on. */
 const INDEXES = { time: 'archive_username_ts_seq', peer: 'archive_username_with_ts_seq' } as const;
 
-const USAGE = `Usage: npm run bench:archive-rows -- [--db FILE] [--rows N] [--batch N] [--owners N] [--without time,peer] [--staged N]
-  --db FILE        append to this database (a copy of a real one, say); default: a new one
+const USAGE = `Usage: npm run bench:archive-rows -- [--db FILE] [--rows N] [--batch N] [--owners N] [--without time,peer] [--move N | --direct]
+  --db FILE        the store's file (its archive is FILE-archive.db beside it); default: a new one
   --rows N         rows written (default 100000)
   --batch N        rows per append (default 32, about a turn's worth at 5,000 msg/s)
   --owners N       archives the rows spread over (default 1000)
   --without LIST   drop these indexes first (time, peer), to see what each costs
-  --staged N       append to a table without indexes instead, moved into the archive every N rows`;
-
-const COLUMNS = 'username, id, with_jid, ts, direction, stanza';
+  --move N         staged rows that start a move into the archive (default: the store's, 20000)
+  --direct         add each row to the indexed archive as it comes, on this thread`;
 
 interface Row {
   readonly username: string;
-  readonly entry: {
-    readonly id: string;
-    readonly with: string;
-    readonly ts: number;
-    readonly direction: 'in';
-    readonly stanza: string;
-  };
-}
-
-/**
- * The staged layout on the store's file: appends go to `archive_staged` (no index but the rowid), and
- * every `every` rows one transaction copies them into the archive in arrival order and empties it.
- */
-async function stagedWriter(
-  file: string,
-  every: number,
-): Promise<{ append(rows: readonly Row[]): void; flush(): void; moves: number[]; close(): void }> {
-  const raw = await openSqlite(file);
-  raw.exec('PRAGMA journal_mode = WAL');
-  raw.exec('PRAGMA synchronous = FULL');
-  raw.exec(
-    `CREATE TABLE IF NOT EXISTS archive_staged (${COLUMNS.split(', ')
-      .map((c) => `${c} NOT NULL`)
-      .join(', ')})`,
-  );
-  const inserts = new Map<number, SqliteStatement>();
-  const move = [
-    raw.prepare('BEGIN IMMEDIATE'),
-    raw.prepare(
-      `INSERT INTO archive (${COLUMNS}) SELECT ${COLUMNS} FROM archive_staged WHERE true ORDER BY rowid ` +
-        'ON CONFLICT (username, id) DO NOTHING',
-    ),
-    raw.prepare('DELETE FROM archive_staged'),
-    raw.prepare('COMMIT'),
-  ];
-  const moves: number[] = [];
-  let staged = 0;
-  const flush = (): void => {
-    if (staged === 0) return;
-    const started = performance.now();
-    for (const statement of move) statement.run([]);
-    moves.push(performance.now() - started);
-    staged = 0;
-  };
-  return {
-    moves,
-    flush,
-    append(rows) {
-      let insert = inserts.get(rows.length);
-      if (insert === undefined) {
-        const values = rows.map(() => '(?, ?, ?, ?, ?, ?)').join(', ');
-        insert = raw.prepare(`INSERT INTO archive_staged (${COLUMNS}) VALUES ${values}`);
-        inserts.set(rows.length, insert);
-      }
-      insert.run(
-        rows.flatMap(({ username, entry }) => [
-          username,
-          entry.id,
-          entry.with,
-          entry.ts,
-          entry.direction,
-          entry.stanza,
-        ]),
-      );
-      staged += rows.length;
-      if (staged >= every) flush();
-    },
-    close() {
-      raw.close();
-    },
-  };
+  readonly entry: ArchiveEntry;
 }
 
 function count(value: string | undefined, fallback: number, name: string): number {
@@ -106,6 +44,16 @@ function count(value: string | undefined, fallback: number, name: string): numbe
   return n;
 }
 
+/** Opens the archive file on this thread (creating and migrating it), for --direct and --without. */
+async function openArchiveFile(file: string): Promise<Kysely<Database>> {
+  const sqlite = await openSqlite(file);
+  sqlite.exec('PRAGMA journal_mode = WAL');
+  sqlite.exec('PRAGMA synchronous = FULL');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrateArchiveFile(db);
+  return db;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -114,7 +62,8 @@ async function main(): Promise<void> {
       batch: { type: 'string' },
       owners: { type: 'string' },
       without: { type: 'string' },
-      staged: { type: 'string' },
+      move: { type: 'string' },
+      direct: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -125,27 +74,39 @@ async function main(): Promise<void> {
   const rows = count(values.rows, 100_000, 'rows');
   const batch = count(values.batch, 32, 'batch');
   const owners = count(values.owners, 1000, 'owners');
-  const staged = values.staged === undefined ? undefined : count(values.staged, 0, 'staged');
+  const move = values.move === undefined ? undefined : count(values.move, 0, 'move');
+  const direct = values.direct === true;
+  if (direct && move !== undefined) throw new Error('--move and --direct do not go together');
   const without = (values.without ?? '').split(',').filter((name) => name !== '');
   for (const name of without) {
     if (!(name in INDEXES)) throw new Error(`--without takes time and peer, not "${name}"`);
   }
   const scratch =
     values.db === undefined ? await mkdtemp(join(tmpdir(), 'starling-archive-rows-')) : undefined;
-  const file = values.db ?? join(scratch as string, 'archive.db');
+  const file = values.db ?? join(scratch as string, 'starling.db');
   try {
-    // Created (or migrated) first, so that indexes exist to be dropped.
+    // The store first (it moves an archive kept in an older store file out), then the archive file,
+    // created or migrated, so that its indexes exist to be dropped.
     await (await openSqliteStore(file)).close();
-    if (without.length > 0) {
-      const raw = await openSqlite(file);
-      for (const name of without) raw.exec(`DROP INDEX IF EXISTS ${INDEXES[name as keyof typeof INDEXES]}`);
-      raw.close();
+    const archiveDb = await openArchiveFile(archiveFileFor(file));
+    for (const name of without) {
+      await archiveDb.schema
+        .dropIndex(INDEXES[name as keyof typeof INDEXES])
+        .ifExists()
+        .execute();
     }
-    const store = await openSqliteStore(file);
-    const writer = staged === undefined ? undefined : await stagedWriter(file, staged);
+    if (!direct) await archiveDb.destroy();
+    const store = direct
+      ? undefined
+      : await openSqliteStore(file, { archive: move === undefined ? {} : { moveRows: move } });
+    const archive: ArchiveStore = store?.archive ?? createSqlArchive(archiveDb);
+
+    // The archive's thread starts with its first call: started before the clock does.
+    await archive.query('nobody', { max: 0 });
     const stanza = `<message xmlns='jabber:client' type='chat'><body>${'x'.repeat(64)}</body></message>`;
-    let cpu = 0;
-    let wall = 0;
+    let longestAppend = 0;
+    const started = performance.now();
+    const before = process.cpuUsage();
     for (let done = 0; done < rows; done += batch) {
       const entries = Array.from({ length: Math.min(batch, rows - done) }, (_, i): Row => {
         const n = done + i;
@@ -160,31 +121,29 @@ async function main(): Promise<void> {
           },
         };
       });
-      const started = performance.now();
-      const before = process.cpuUsage();
-      if (writer === undefined) await store.archive.appendMany(entries);
-      else writer.append(entries);
-      const used = process.cpuUsage(before);
-      cpu += used.user + used.system;
-      wall += performance.now() - started;
+      const appending = performance.now();
+      await archive.appendMany(entries);
+      longestAppend = Math.max(longestAppend, performance.now() - appending);
     }
-    if (writer !== undefined) {
-      // The rows still staged are moved too: their move is part of their cost.
-      const before = process.cpuUsage();
-      writer.flush();
-      const used = process.cpuUsage(before);
-      cpu += used.user + used.system;
-      writer.close();
-    }
-    await store.close();
-    const longest = writer === undefined ? [] : [Math.max(0, ...writer.moves)];
+    const appended = process.cpuUsage(before);
+    // Closing moves the rows still staged: their move is part of their cost.
+    const closing = performance.now();
+    if (store === undefined) await archiveDb.destroy();
+    else await store.close();
+    const closed = performance.now() - closing;
+    const used = process.cpuUsage(before);
+    const wall = performance.now() - started;
     process.stdout.write(
       `archive rows: ${String(rows)} in appends of ${String(batch)} over ${String(owners)} owners` +
         (without.length > 0 ? `, without the ${without.join(' and ')} index` : '') +
-        `${staged === undefined ? '' : `, staged and moved every ${String(staged)} rows`}\n` +
-        `  cpu_us_per_row   ${(cpu / rows).toFixed(1)}\n` +
-        `  wall_us_per_row  ${((wall * 1000) / rows).toFixed(1)}\n` +
-        longest.map((ms) => `  longest_move_ms  ${ms.toFixed(1)}\n`).join(''),
+        (direct
+          ? ', each added to the archive as it comes'
+          : `, staged and moved every ${move === undefined ? "store's default number of" : String(move)} rows`) +
+        '\n' +
+        `  cpu_us_per_row     ${((used.user + used.system) / rows).toFixed(1)}\n` +
+        `  wall_us_per_row    ${((wall * 1000) / rows).toFixed(1)}\n` +
+        `  longest_append_ms  ${longestAppend.toFixed(1)}\n` +
+        `  close_ms           ${closed.toFixed(1)} (cpu before it: ${((appended.user + appended.system) / rows).toFixed(1)} us per row)\n`,
     );
   } finally {
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });

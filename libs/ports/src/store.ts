@@ -167,15 +167,16 @@ export interface ArchivePage {
  * order they were appended, so pages stay stable while the archive grows.
  */
 export interface ArchiveStore {
-  /** Appends an entry; false, changing nothing, when the archive already holds an entry with its id. */
-  append(username: string, entry: ArchiveEntry): Promise<boolean>;
   /**
-   * Appends entries of any users, in the order given, in as few writes as the store can (one statement
-   * per few hundred: archiving is the busiest write). For each, whether it was new, as `append` answers.
+   * Appends an entry, settling once it is stored. An entry whose id the user's archive holds already is
+   * left out: the first one stays (a write delivered twice is stored once).
    */
-  appendMany(
-    entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
-  ): Promise<boolean[]>;
+  append(username: string, entry: ArchiveEntry): Promise<void>;
+  /**
+   * Appends entries of any users, in the order given, in as few writes as the store can (archiving is the
+   * busiest write), settling once all are stored. A repeated id keeps its first entry, as with `append`.
+   */
+  appendMany(entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[]): Promise<void>;
   /**
    * A page of the entries `query` selects; undefined when an id it names (`afterId`, `beforeId`, `ids`,
    * `after`, a non-empty `before`) is not in the user's archive.

@@ -132,18 +132,49 @@ async function createArchive(db: UntypedDb, dialect: SqlDialect): Promise<void> 
     .execute();
 }
 
+/**
+ * Where the embedded archive's appends land first: no index but the rowid, so an append writes at the
+ * table's end only. The archive's thread moves them into `archive` in large batches (archive-worker.ts).
+ */
+async function createStagedArchive(db: UntypedDb): Promise<void> {
+  await db.schema
+    .createTable('archive_staged')
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('id', 'text', (c) => c.notNull())
+    .addColumn('with_jid', 'text', (c) => c.notNull())
+    .addColumn('ts', 'bigint', (c) => c.notNull())
+    .addColumn('direction', 'text', (c) => c.notNull())
+    .addColumn('stanza', 'text', (c) => c.notNull())
+    .execute();
+}
+
 const STEPS: readonly Step[] = [
   { name: '0001-create-tables', up: createTables },
   { name: '0002-archive', up: createArchive },
+];
+
+/** The steps of the embedded store's archive file (SQLite only), which holds the archives and nothing else. */
+const ARCHIVE_FILE_STEPS: readonly Step[] = [
+  { name: '0001-archive', up: createArchive },
+  { name: '0002-archive-staged', up: createStagedArchive },
 ];
 
 /**
  * Applies every migration not yet recorded in the database (Kysely's `kysely_migration` table) and
  * returns the names of those it applied, in order; an up-to-date database yields `[]`.
  */
-export async function migrateToLatest(db: Kysely<Database>, dialect: SqlDialect): Promise<string[]> {
+export function migrateToLatest(db: Kysely<Database>, dialect: SqlDialect): Promise<string[]> {
+  return migrate(db, dialect, STEPS);
+}
+
+/** As `migrateToLatest`, for the embedded store's archive file (SQLite). */
+export function migrateArchiveFile(db: Kysely<Database>): Promise<string[]> {
+  return migrate(db, 'sqlite', ARCHIVE_FILE_STEPS);
+}
+
+async function migrate(db: Kysely<Database>, dialect: SqlDialect, steps: readonly Step[]): Promise<string[]> {
   const migrations: Record<string, Migration> = {};
-  for (const step of STEPS) {
+  for (const step of steps) {
     migrations[step.name] = {
       // Kysely wraps each step in a transaction only where it deems DDL transactional (not SQLite);
       // a step half applied would be recorded as never run and then fail on its own leftovers.

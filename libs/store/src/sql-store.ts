@@ -61,7 +61,15 @@ const USER_TABLES = [
  */
 const RACED_TABLES = ['roster_items', 'offline_messages'] as const;
 
-function accountStore(db: Kysely<Database>): AccountStore {
+/**
+ * The accounts. With `separateArchive` (an archive in a database of its own) a deletion empties that
+ * archive after its transaction, also when the account is gone already, so that retrying a deletion
+ * interrupted between the two finishes it.
+ */
+function accountStore(db: Kysely<Database>, separateArchive?: ArchiveStore): AccountStore {
+  const tables = [...USER_TABLES, ...RACED_TABLES].filter(
+    (table) => separateArchive === undefined || table !== 'archive',
+  );
   return {
     async create(account: Account) {
       const inserted = await db
@@ -100,14 +108,16 @@ function accountStore(db: Kysely<Database>): AccountStore {
       return result.numUpdatedRows > 0n;
     },
 
-    delete(username) {
-      return db.transaction().execute(async (trx) => {
-        for (const table of [...USER_TABLES, ...RACED_TABLES]) {
+    async delete(username) {
+      const deleted = await db.transaction().execute(async (trx) => {
+        for (const table of tables) {
           await trx.deleteFrom(table).where('username', '=', username).execute();
         }
         const result = await trx.deleteFrom('accounts').where('username', '=', username).executeTakeFirst();
         return result.numDeletedRows > 0n;
       });
+      await separateArchive?.removeAll(username);
+      return deleted;
     },
 
     async list() {
@@ -409,7 +419,8 @@ function earlierThan(eb: ArchiveExpressions, position: ArchivePosition): Express
   return eb(eb.refTuple('ts', 'seq'), '<', eb.tuple(position.ts, position.seq));
 }
 
-function archiveStore(db: Kysely<Database>): ArchiveStore {
+/** The archive over `db`, which holds its table (the store's database, or a file of its own). */
+export function createSqlArchive(db: Kysely<Database>): ArchiveStore {
   /** The positions of `ids` in the user's archive; undefined if any is missing. */
   async function positions(
     username: string,
@@ -435,7 +446,7 @@ function archiveStore(db: Kysely<Database>): ArchiveStore {
 
   function insertArchiveRows(
     chunk: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
-  ): Promise<{ rows: { username: string; id: string }[] }> {
+  ): Promise<unknown> {
     const parameters: unknown[] = [];
     for (const { username, entry } of chunk) {
       parameters.push(username, entry.id, entry.with, entry.ts, entry.direction, entry.stanza);
@@ -455,7 +466,6 @@ function archiveStore(db: Kysely<Database>): ArchiveStore {
           })),
         )
         .onConflict((oc) => oc.columns(['username', 'id']).doNothing())
-        .returning(['username', 'id'])
         .compile();
       // The parameters above must be in the order the dialect compiled them.
       const same =
@@ -470,22 +480,12 @@ function archiveStore(db: Kysely<Database>): ArchiveStore {
 
   async function appendMany(
     entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[],
-  ): Promise<boolean[]> {
-    const answers: boolean[] = [];
-    for (const chunk of chunks(entries)) {
-      const inserted = await insertArchiveRows(chunk);
-      // An entry repeated within the batch is new once, at its first place.
-      const fresh = new Set(inserted.rows.map((row) => `${row.username}\n${row.id}`));
-      for (const { username, entry } of chunk) answers.push(fresh.delete(`${username}\n${entry.id}`));
-    }
-    return answers;
+  ): Promise<void> {
+    for (const chunk of chunks(entries)) await insertArchiveRows(chunk);
   }
 
   return {
-    async append(username, entry) {
-      const [added] = await appendMany([{ username, entry }]);
-      return added === true;
-    },
+    append: (username, entry) => appendMany([{ username, entry }]),
 
     appendMany,
 
@@ -558,13 +558,19 @@ function archiveStore(db: Kysely<Database>): ArchiveStore {
   };
 }
 
+/** An archive kept apart from the store's database, which the store closes with its own. */
+export interface SeparateArchive extends ArchiveStore {
+  close(): Promise<void>;
+}
+
 /**
  * The Store over an already migrated database (see `migrateToLatest`). The store owns `db`: its
- * `close()` destroys it. Usernames and JIDs are used as given; callers prepare them.
+ * `close()` destroys it. Usernames and JIDs are used as given; callers prepare them. With `archive`, the
+ * archives are there instead of in `db`'s table, and the store owns and closes it too.
  */
-export function createSqlStore(db: Kysely<Database>): Store {
+export function createSqlStore(db: Kysely<Database>, archive?: SeparateArchive): Store {
   return {
-    accounts: accountStore(db),
+    accounts: accountStore(db, archive),
     rosters: rosterStore(db),
     subscriptionRequests: subscriptionRequestStore(db),
     offline: offlineStore(db),
@@ -572,7 +578,13 @@ export function createSqlStore(db: Kysely<Database>): Store {
     privateXml: xmlStore(db, 'private'),
     blocklists: blocklistStore(db),
     lastActivity: lastActivityStore(db),
-    archive: archiveStore(db),
-    close: () => db.destroy(),
+    archive: archive ?? createSqlArchive(db),
+    async close() {
+      try {
+        await archive?.close();
+      } finally {
+        await db.destroy();
+      }
+    },
   };
 }

@@ -1,14 +1,16 @@
 // SQLite store: the Store contract on an in-memory database, plus files, directories and migrations.
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kysely, SqliteDialect } from 'kysely';
+import type { ArchiveEntry, ArchivePage } from '@starling/ports';
 import { describeStoreContract } from '@starling/ports/contracts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { defaultSqliteDriver, openSqlite } from './sqlite-driver.ts';
-import { openSqliteStore } from './sqlite-store.ts';
+import { createSqlArchive } from './sql-store.ts';
+import { archiveFileFor, openSqliteStore } from './sqlite-store.ts';
 
 // The contract runs against the driver this Node.js uses: better-sqlite3 on Node 20, node:sqlite where built in
 // (better-sqlite3 12 aborts at teardown on Node 24, so it is not exercised there).
@@ -20,7 +22,7 @@ const nodeSqlite = await openSqlite(':memory:', 'node:sqlite').then(
   () => false,
 );
 const driver = defaultSqliteDriver({});
-describeStoreContract(`SQLite (${driver})`, () => openSqliteStore(':memory:', driver));
+describeStoreContract(`SQLite (${driver})`, () => openSqliteStore(':memory:', { driver }));
 
 describe('SQLite driver choice', () => {
   it('uses node:sqlite where Node has it, better-sqlite3 otherwise, and honours STARLING_SQLITE_DRIVER', () => {
@@ -109,6 +111,120 @@ describe('openSqliteStore', () => {
       { name: '0002-archive' },
     ]);
     expect(await readFile(file, 'pragma journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+  });
+
+  const entry = (id: string, ts: number): ArchiveEntry => ({
+    id,
+    with: 'romeo@example.net',
+    ts,
+    direction: 'in',
+    stanza: `<message id='${id}'/>`,
+  });
+  const ids = (page: ArchivePage | undefined): string[] | undefined => page?.items.map((item) => item.id);
+  const counts = async (file: string): Promise<unknown[]> =>
+    readFile(
+      file,
+      'select (select count(*) from archive) as archived, (select count(*) from archive_staged) as staged',
+    );
+
+  it('keeps the archives in a file of their own beside the store', async () => {
+    const file = join(dir, 'starling.db');
+    const first = await openSqliteStore(file);
+    await first.archive.appendMany([
+      { username: 'juliet', entry: entry('a', 1) },
+      { username: 'juliet', entry: entry('b', 1) },
+    ]);
+    await first.close();
+
+    expect(archiveFileFor(file)).toBe(join(dir, 'starling-archive.db'));
+    expect(await counts(archiveFileFor(file))).toEqual([{ archived: 2, staged: 0 }]);
+    expect(await readFile(file, "select name from sqlite_master where name like 'archive%'")).toEqual([]);
+    const second = await openSqliteStore(file);
+    expect(ids(await second.archive.query('juliet', { max: 10 }))).toEqual(['a', 'b']);
+    await second.close();
+  });
+
+  it('moves the archive of a store file that held it into the archive file, once', async () => {
+    const file = join(dir, 'starling.db');
+    // A store file as the store made them before: the archive in its own `archive` table.
+    const sqlite = await openSqlite(file);
+    const older = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    await migrateToLatest(older, 'sqlite');
+    await createSqlArchive(older).appendMany([
+      { username: 'juliet', entry: entry('late', 5) },
+      { username: 'juliet', entry: entry('early', 1) },
+      { username: 'romeo', entry: entry('theirs', 3) },
+      { username: 'juliet', entry: entry('same-ms', 5) },
+    ]);
+    await older.destroy();
+    const before = join(dir, 'before.db');
+    await copyFile(file, before);
+
+    const first = await openSqliteStore(file);
+    // Entries of the same millisecond keep the order they were appended in.
+    expect(ids(await first.archive.query('juliet', { max: 10 }))).toEqual(['early', 'late', 'same-ms']);
+    expect(ids(await first.archive.query('romeo', { max: 10 }))).toEqual(['theirs']);
+    await first.archive.append('juliet', entry('newer', 5));
+    await first.close();
+    expect(await readFile(file, "select name from sqlite_master where name = 'archive'")).toEqual([]);
+
+    // As if the table had not been dropped after the copy (the process stopped in between): opened
+    // again, nothing is copied twice, and what was appended since still comes after what was copied.
+    await copyFile(before, file);
+    const second = await openSqliteStore(file);
+    expect(ids(await second.archive.query('juliet', { max: 10 }))).toEqual([
+      'early',
+      'late',
+      'same-ms',
+      'newer',
+    ]);
+    expect(ids(await second.archive.query('romeo', { max: 10 }))).toEqual(['theirs']);
+    await second.close();
+  });
+
+  it('stages appends, moves them in batches, and moves what a stopped thread left staged', async () => {
+    const file = join(dir, 'starling.db');
+    const archiveFile = archiveFileFor(file);
+    const store = await openSqliteStore(file, { archive: { moveRows: 10, quietMs: 60_000 } });
+    for (let n = 0; n < 25; n += 1) {
+      await store.archive.append(n % 2 === 0 ? 'juliet' : 'nurse', entry(`m${String(n)}`, n));
+    }
+    // Moves at the 10th and 20th row; the last five wait staged.
+    expect(await counts(archiveFile)).toEqual([{ archived: 20, staged: 5 }]);
+    // A query moves its owner's staged rows first (three of juliet's), and no one else's.
+    expect(ids(await store.archive.query('juliet', { after: 'm18', max: 10 }))).toEqual([
+      'm20',
+      'm22',
+      'm24',
+    ]);
+    expect(await counts(archiveFile)).toEqual([{ archived: 23, staged: 2 }]);
+    await store.close();
+    expect(await counts(archiveFile)).toEqual([{ archived: 25, staged: 0 }]);
+
+    // A thread stopped before its move leaves rows staged; the next one moves them when it starts.
+    const raw = await openSqlite(archiveFile);
+    raw
+      .prepare(
+        'insert into archive_staged (username, id, with_jid, ts, direction, stanza) values (?, ?, ?, ?, ?, ?)',
+      )
+      .run(['nurse', 'left', 'romeo@example.net', 99, 'in', "<message id='left'/>"]);
+    raw.close();
+    const again = await openSqliteStore(file);
+    expect(ids(await again.archive.query('nurse', { after: 'm23', max: 10 }))).toEqual(['left']);
+    expect(await counts(archiveFile)).toEqual([{ archived: 26, staged: 0 }]);
+    await again.close();
+  });
+
+  it('answers archive calls with the error when the archive file cannot be opened', async () => {
+    const file = join(dir, 'starling.db');
+    await mkdir(archiveFileFor(file));
+    const store = await openSqliteStore(file);
+    await expect(store.archive.query('juliet', { max: 10 })).rejects.toThrow(/^archive: .*unable to open/i);
+    await expect(store.archive.append('juliet', entry('a', 1))).rejects.toThrow(/^archive: /);
+    // The rest of the store works, and closing it still closes everything.
+    expect(await store.accounts.list()).toEqual([]);
+    await store.close();
+    await expect(store.archive.query('juliet', { max: 10 })).rejects.toThrow('archive: the store is closed');
   });
 
   it('closes the database on close', async () => {

@@ -1,0 +1,120 @@
+// The embedded archive in a thread of its own, seen from the server's thread: each call is a message to
+// archive-worker.ts, settled by its answer. The thread starts with the first call, so a store that never
+// touches the archive (a CLI command) starts none.
+import { Worker } from 'node:worker_threads';
+import type { ArchiveEntry } from '@starling/ports';
+import type { SeparateArchive } from './sql-store.ts';
+import type { ArchiveReply, ArchiveRequest, ArchiveThreadOptions, StagedRow } from './archive-worker.ts';
+
+export type { ArchiveThreadOptions } from './archive-worker.ts';
+
+export interface ArchiveThread extends SeparateArchive {
+  /**
+   * Copies the `archive` table of the SQLite file `file` (a store made when the archive was kept there),
+   * rows copied before left as they are; answers how many were copied.
+   */
+  importFrom(file: string): Promise<number>;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+const ENTRY = new URL('./archive-worker-entry.js', import.meta.url);
+
+/** The archive in `options.file`, kept by a thread that starts with the first call. */
+export function openArchiveThread(options: ArchiveThreadOptions): ArchiveThread {
+  let worker: Worker | undefined;
+  const pending = new Map<number, Pending>();
+  let nextId = 0;
+  let closed = false;
+  let closing: Promise<void> | undefined;
+
+  function start(): Worker {
+    const started = new Worker(ENTRY, { workerData: options });
+    let failure: Error | undefined;
+    started.on('message', (reply: ArchiveReply) => {
+      const call = pending.get(reply.id);
+      if (call === undefined) return;
+      pending.delete(reply.id);
+      // An idle thread does not keep the process alive; one with calls under way does.
+      if (pending.size === 0) started.unref();
+      if ('error' in reply) call.reject(new Error(`archive: ${reply.error}`));
+      else call.resolve(reply.value);
+    });
+    started.on('error', (err) => {
+      failure = err;
+    });
+    started.on('exit', (code) => {
+      if (worker === started) worker = undefined;
+      const reason = new Error(
+        `archive: its thread stopped (exit code ${code})${failure ? `: ${failure.message}` : ''}`,
+        { cause: failure },
+      );
+      for (const call of pending.values()) call.reject(reason);
+      pending.clear();
+    });
+    return started;
+  }
+
+  function call(request: ArchiveRequest): Promise<unknown> {
+    if (closed) return Promise.reject(new Error('archive: the store is closed'));
+    worker ??= start();
+    const id = (nextId += 1);
+    const to = worker;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      if (pending.size === 1) to.ref();
+      to.postMessage({ ...request, id });
+    });
+  }
+
+  function rows(entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[]) {
+    return entries.map(({ username, entry }): StagedRow => [
+      username,
+      entry.id,
+      entry.with,
+      entry.ts,
+      entry.direction,
+      entry.stanza,
+    ]);
+  }
+
+  return {
+    async append(username, entry) {
+      await call({ op: 'append', rows: rows([{ username, entry }]) });
+    },
+
+    async appendMany(entries) {
+      if (entries.length > 0) await call({ op: 'append', rows: rows(entries) });
+    },
+
+    query: (username, query) =>
+      call({ op: 'query', username, query }) as ReturnType<SeparateArchive['query']>,
+
+    async removeAll(username) {
+      await call({ op: 'removeAll', username });
+    },
+
+    importFrom: (file) => call({ op: 'import', file }) as Promise<number>,
+
+    close() {
+      closing ??= (async () => {
+        const running = worker;
+        if (running === undefined) {
+          closed = true;
+          return;
+        }
+        // The thread moves what it has staged and closes its file before it is stopped.
+        try {
+          await call({ op: 'close' });
+        } finally {
+          closed = true;
+          await running.terminate();
+        }
+      })();
+      return closing;
+    },
+  };
+}

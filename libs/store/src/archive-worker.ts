@@ -1,0 +1,241 @@
+// The embedded archive's thread: it owns the connection to the archive's file and does every archive read
+// and write off the server's event loop. Appends land in `archive_staged`, which has no index, so each
+// costs a write at the table's end; they are moved into the indexed `archive` in large batches, sorted
+// into place at a fraction of the cost per row of adding each to the indexes as it comes. Rows wait staged
+// until MOVE_ROWS have come or QUIET_MS pass without an append; a query or removal first moves the rows
+// of its owner, so it sees every append that settled before it. Staged rows are stored as durably as the
+// archive's: a thread stopped before moving them moves them when it starts again.
+import type { MessagePort } from 'node:worker_threads';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { ArchiveQuery, ArchiveStore } from '@starling/ports';
+import { migrateArchiveFile } from './migrations.ts';
+import type { Database } from './schema.ts';
+import { openSqlite, type SqliteConnection, type SqliteDriverName } from './sqlite-driver.ts';
+import { createSqlArchive } from './sql-store.ts';
+
+/** Staged rows that start a move: large enough to sort well, small enough to move in a fraction of a second. */
+const MOVE_ROWS = 20_000;
+/** Without an append for this long, the staged rows are moved. */
+const QUIET_MS = 1000;
+
+export interface ArchiveThreadOptions {
+  /** The archive's SQLite file, or ':memory:'. */
+  readonly file: string;
+  readonly driver: SqliteDriverName;
+  /** Staged rows that start a move (MOVE_ROWS unless set: tests set fewer). */
+  readonly moveRows?: number;
+  /** Milliseconds without an append after which the staged rows are moved (QUIET_MS unless set). */
+  readonly quietMs?: number;
+}
+
+/** One entry on its way to the thread: username, id, with, ts, direction, stanza. */
+export type StagedRow = readonly [string, string, string, number, string, string];
+
+export type ArchiveRequest =
+  | { readonly op: 'append'; readonly rows: readonly StagedRow[] }
+  | { readonly op: 'query'; readonly username: string; readonly query: ArchiveQuery }
+  | { readonly op: 'removeAll'; readonly username: string }
+  | { readonly op: 'import'; readonly file: string }
+  | { readonly op: 'close' };
+
+export type ArchiveReply =
+  { readonly id: number; readonly value: unknown } | { readonly id: number; readonly error: string };
+
+const COLUMNS = 'username, id, with_jid, ts, direction, stanza';
+
+/** The archive file, open: staged appends, moves, and the SQL archive's reads over the same connection. */
+class StagedArchive {
+  /** Rows staged, counted since the last move of them all. */
+  private staged = 0;
+  /** Owners with rows staged. */
+  private readonly owners = new Set<string>();
+  private readonly statements: ReturnType<typeof prepareStatements>;
+  private readonly sqlite: SqliteConnection;
+  private readonly db: Kysely<Database>;
+  private readonly archive: ArchiveStore;
+
+  constructor(sqlite: SqliteConnection, db: Kysely<Database>, archive: ArchiveStore) {
+    this.sqlite = sqlite;
+    this.db = db;
+    this.archive = archive;
+    this.statements = prepareStatements(sqlite);
+    const [left] = this.statements.countStaged.all([]) as { n: number | bigint }[];
+    this.staged = Number(left?.n ?? 0);
+    if (this.staged > 0) this.moveAll();
+  }
+
+  get stagedRows(): number {
+    return this.staged;
+  }
+
+  append(rows: readonly StagedRow[]): void {
+    if (rows.length === 0) return;
+    this.transaction(() => {
+      for (const row of rows) this.statements.stage.run(row);
+    });
+    this.staged += rows.length;
+    for (const row of rows) this.owners.add(row[0]);
+  }
+
+  moveAll(): void {
+    if (this.staged === 0) return;
+    this.transaction(() => {
+      this.statements.moveAll.run([]);
+      this.statements.clearAll.run([]);
+    });
+    this.staged = 0;
+    this.owners.clear();
+  }
+
+  /** Moves `username`'s staged rows, so that reading the archive sees them. */
+  private moveOwner(username: string): void {
+    if (!this.owners.has(username)) return;
+    this.transaction(() => {
+      this.statements.moveOwner.run([username]);
+      this.statements.clearOwner.run([username]);
+    });
+    this.owners.delete(username);
+  }
+
+  query(username: string, query: ArchiveQuery): Promise<unknown> {
+    this.moveOwner(username);
+    return this.archive.query(username, query);
+  }
+
+  async removeAll(username: string): Promise<void> {
+    this.moveOwner(username);
+    await this.archive.removeAll(username);
+  }
+
+  /**
+   * Copies the `archive` table of another SQLite file (a store made before the archive had a file of its
+   * own) with each row's place in the order; rows copied before are left as they are. Answers how many
+   * were copied.
+   */
+  importFrom(file: string): number {
+    this.moveAll();
+    this.sqlite.prepare('ATTACH DATABASE ? AS source').run([file]);
+    try {
+      let copied = 0;
+      this.transaction(() => {
+        const result = this.sqlite
+          .prepare(
+            `INSERT INTO archive (seq, ${COLUMNS}) SELECT seq, ${COLUMNS} FROM source.archive ` +
+              'WHERE true ORDER BY seq ON CONFLICT DO NOTHING',
+          )
+          .run([]);
+        copied = Number(result.changes);
+      });
+      return copied;
+    } finally {
+      this.sqlite.prepare('DETACH DATABASE source').run([]);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.moveAll();
+    await this.db.destroy();
+  }
+
+  private transaction(work: () => void): void {
+    this.statements.begin.run([]);
+    try {
+      work();
+      this.statements.commit.run([]);
+    } catch (err) {
+      this.statements.rollback.run([]);
+      throw err;
+    }
+  }
+}
+
+function prepareStatements(sqlite: SqliteConnection) {
+  const moved = `INSERT INTO archive (${COLUMNS}) SELECT ${COLUMNS} FROM archive_staged`;
+  // `WHERE` before `ON CONFLICT` keeps SQLite from reading the clause as part of a join.
+  const keepFirst = 'ORDER BY rowid ON CONFLICT (username, id) DO NOTHING';
+  return {
+    begin: sqlite.prepare('BEGIN IMMEDIATE'),
+    commit: sqlite.prepare('COMMIT'),
+    rollback: sqlite.prepare('ROLLBACK'),
+    stage: sqlite.prepare(`INSERT INTO archive_staged (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`),
+    countStaged: sqlite.prepare('SELECT count(*) AS n FROM archive_staged'),
+    moveAll: sqlite.prepare(`${moved} WHERE true ${keepFirst}`),
+    clearAll: sqlite.prepare('DELETE FROM archive_staged'),
+    moveOwner: sqlite.prepare(`${moved} WHERE username = ? ${keepFirst}`),
+    clearOwner: sqlite.prepare('DELETE FROM archive_staged WHERE username = ?'),
+  };
+}
+
+async function openArchive(options: ArchiveThreadOptions): Promise<StagedArchive> {
+  const sqlite = await openSqlite(options.file, options.driver);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  try {
+    sqlite.exec('PRAGMA journal_mode = WAL');
+    // An archive write is acknowledged once stored: it must survive power loss, as the store's do.
+    sqlite.exec('PRAGMA synchronous = FULL');
+    sqlite.exec('PRAGMA busy_timeout = 5000');
+    await migrateArchiveFile(db);
+    return new StagedArchive(sqlite, db, createSqlArchive(db));
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Answers the requests that arrive on `port`, one at a time, in order. */
+export function serveArchive(port: MessagePort, options: ArchiveThreadOptions): void {
+  const moveRows = options.moveRows ?? MOVE_ROWS;
+  const quietMs = options.quietMs ?? QUIET_MS;
+  const ready = openArchive(options);
+  // Each task waits for the one before it; a failed one does not stop those after it.
+  let queue: Promise<unknown> = ready.catch(() => undefined);
+  let quiet: NodeJS.Timeout | undefined;
+
+  function run<T>(task: () => Promise<T>): Promise<T> {
+    const result = queue.then(task);
+    queue = result.catch(() => undefined);
+    return result;
+  }
+
+  // A failed move leaves its rows staged, for the next move to take; a query of their owner reports it.
+  const moveAll = (): void =>
+    void run(async () => {
+      (await ready).moveAll();
+    }).catch(() => undefined);
+
+  async function handle(request: ArchiveRequest): Promise<unknown> {
+    if (request.op === 'close') {
+      clearTimeout(quiet);
+      // An archive that never opened has nothing to close; its callers were told why.
+      const archive = await ready.catch(() => undefined);
+      await archive?.close();
+      return undefined;
+    }
+    const archive = await ready;
+    switch (request.op) {
+      case 'append':
+        archive.append(request.rows);
+        clearTimeout(quiet);
+        if (archive.stagedRows >= moveRows) moveAll();
+        else if (archive.stagedRows > 0) quiet = setTimeout(moveAll, quietMs);
+        return undefined;
+      case 'query':
+        return archive.query(request.username, request.query);
+      case 'removeAll':
+        return archive.removeAll(request.username);
+      case 'import':
+        return archive.importFrom(request.file);
+    }
+  }
+
+  port.on('message', (message: ArchiveRequest & { readonly id: number }) => {
+    run(() => handle(message)).then(
+      (value) => port.postMessage({ id: message.id, value } satisfies ArchiveReply),
+      (err: unknown) => port.postMessage({ id: message.id, error: describe(err) } satisfies ArchiveReply),
+    );
+  });
+}
