@@ -1,5 +1,12 @@
 // Store over SQL (Kysely): every sub-store of the port, in queries that run unchanged on SQLite and PostgreSQL.
-import { CompiledQuery, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import {
+  CompiledQuery,
+  type Compilable,
+  type Expression,
+  type ExpressionBuilder,
+  type Kysely,
+  type SqlBool,
+} from 'kysely';
 import type {
   Account,
   AccountStore,
@@ -26,6 +33,29 @@ function chunks<T>(items: readonly T[]): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
   return out;
+}
+
+/**
+ * A read whose one parameter is the username, compiled on its first run and then run as SQL text:
+ * building and compiling a Kysely query costs more than running one of these small reads, and a login
+ * makes several of them.
+ */
+function perUserRead<R>(
+  db: Kysely<Database>,
+  build: (username: string) => Compilable<R>,
+): (username: string) => Promise<R[]> {
+  let text: string | undefined;
+  return async (username) => {
+    if (text === undefined) {
+      const compiled = build(username).compile();
+      if (compiled.parameters.length !== 1 || compiled.parameters[0] !== username) {
+        throw new Error('a per-user read takes the username as its one parameter');
+      }
+      text = compiled.sql;
+    }
+    const { rows } = await db.executeQuery<R>(CompiledQuery.raw(text, [username]));
+    return rows;
+  };
 }
 
 function toRosterItem(row: Omit<RosterItemsTable, 'username'>): RosterItem {
@@ -67,6 +97,9 @@ const RACED_TABLES = ['roster_items', 'offline_messages'] as const;
  * interrupted between the two finishes it.
  */
 function accountStore(db: Kysely<Database>, separateArchive?: ArchiveStore): AccountStore {
+  const account = perUserRead(db, (username) =>
+    db.selectFrom('accounts').select(['scram', 'created_at']).where('username', '=', username),
+  );
   const tables = [...USER_TABLES, ...RACED_TABLES].filter(
     (table) => separateArchive === undefined || table !== 'archive',
   );
@@ -86,11 +119,7 @@ function accountStore(db: Kysely<Database>, separateArchive?: ArchiveStore): Acc
     },
 
     async get(username) {
-      const row = await db
-        .selectFrom('accounts')
-        .select(['scram', 'created_at'])
-        .where('username', '=', username)
-        .executeTakeFirst();
+      const [row] = await account(username);
       if (!row) return undefined;
       return {
         username,
@@ -140,21 +169,22 @@ async function bumpRosterVersion(db: Kysely<Database>, username: string): Promis
 }
 
 function rosterStore(db: Kysely<Database>): RosterStore {
+  const version = perUserRead(db, (username) =>
+    db.selectFrom('roster_versions').select('version').where('username', '=', username),
+  );
+  const items = perUserRead(db, (username) =>
+    db
+      .selectFrom('roster_items')
+      .select(['contact', 'name', 'subscription', 'ask_out', 'approved', 'group_names'])
+      .where('username', '=', username)
+      .orderBy('contact'),
+  );
   return {
     async get(username) {
       // Version before items: a change landing in between then pairs newer items with an older version,
       // which only makes the client ask again; the other order would let it cache stale items as current.
-      const versionRow = await db
-        .selectFrom('roster_versions')
-        .select('version')
-        .where('username', '=', username)
-        .executeTakeFirst();
-      const rows = await db
-        .selectFrom('roster_items')
-        .select(['contact', 'name', 'subscription', 'ask_out', 'approved', 'group_names'])
-        .where('username', '=', username)
-        .orderBy('contact')
-        .execute();
+      const [versionRow] = await version(username);
+      const rows = await items(username);
       return { version: versionRow?.version ?? 0, items: rows.map(toRosterItem) };
     },
 
@@ -200,6 +230,13 @@ function rosterStore(db: Kysely<Database>): RosterStore {
 }
 
 function subscriptionRequestStore(db: Kysely<Database>): SubscriptionRequestStore {
+  const list = perUserRead(db, (username) =>
+    db
+      .selectFrom('subscription_requests')
+      .select(['contact', 'stanza'])
+      .where('username', '=', username)
+      .orderBy('contact'),
+  );
   return {
     async add(username, contact, stanza) {
       await db
@@ -228,18 +265,21 @@ function subscriptionRequestStore(db: Kysely<Database>): SubscriptionRequestStor
       return row !== undefined;
     },
 
-    list(username) {
-      return db
-        .selectFrom('subscription_requests')
-        .select(['contact', 'stanza'])
-        .where('username', '=', username)
-        .orderBy('contact')
-        .execute();
-    },
+    list,
   };
 }
 
 function offlineStore(db: Kysely<Database>): OfflineStore {
+  const list = perUserRead(db, (username) =>
+    db
+      .selectFrom('offline_messages')
+      .select(['id', 'stanza', 'stored_at'])
+      .where('username', '=', username)
+      .orderBy('id'),
+  );
+  const count = perUserRead(db, (username) =>
+    db.selectFrom('offline_counts').select('count').where('username', '=', username),
+  );
   return {
     async push(username, stanza, storedAt, limit) {
       if (limit <= 0) return false;
@@ -264,12 +304,7 @@ function offlineStore(db: Kysely<Database>): OfflineStore {
     },
 
     async list(username) {
-      const rows = await db
-        .selectFrom('offline_messages')
-        .select(['id', 'stanza', 'stored_at'])
-        .where('username', '=', username)
-        .orderBy('id')
-        .execute();
+      const rows = await list(username);
       return rows.map((r) => ({ id: Number(r.id), stanza: r.stanza, storedAt: Number(r.stored_at) }));
     },
 
@@ -295,11 +330,7 @@ function offlineStore(db: Kysely<Database>): OfflineStore {
     },
 
     async count(username) {
-      const row = await db
-        .selectFrom('offline_counts')
-        .select('count')
-        .where('username', '=', username)
-        .executeTakeFirst();
+      const [row] = await count(username);
       return row?.count ?? 0;
     },
   };
@@ -338,14 +369,12 @@ function xmlStore(db: Kysely<Database>, kind: UserDocumentKind): XmlStore {
 }
 
 function blocklistStore(db: Kysely<Database>): BlocklistStore {
+  const list = perUserRead(db, (username) =>
+    db.selectFrom('blocklist').select('jid').where('username', '=', username).orderBy('jid'),
+  );
   return {
     async list(username) {
-      const rows = await db
-        .selectFrom('blocklist')
-        .select('jid')
-        .where('username', '=', username)
-        .orderBy('jid')
-        .execute();
+      const rows = await list(username);
       return rows.map((r) => r.jid);
     },
 
@@ -383,13 +412,12 @@ function blocklistStore(db: Kysely<Database>): BlocklistStore {
 }
 
 function lastActivityStore(db: Kysely<Database>): LastActivityStore {
+  const activity = perUserRead(db, (username) =>
+    db.selectFrom('last_activity').select(['at', 'status']).where('username', '=', username),
+  );
   return {
     async get(username) {
-      const row = await db
-        .selectFrom('last_activity')
-        .select(['at', 'status'])
-        .where('username', '=', username)
-        .executeTakeFirst();
+      const [row] = await activity(username);
       return row && { at: Number(row.at), status: row.status };
     },
 
