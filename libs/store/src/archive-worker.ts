@@ -102,9 +102,16 @@ class StagedArchive {
     return this.archive.query(username, query);
   }
 
-  async removeAll(username: string): Promise<void> {
-    this.moveOwner(username);
-    await this.archive.removeAll(username);
+  /**
+   * Empties `username`'s archive, staged rows included: also those another process staged (a CLI
+   * deleting an account while the server runs), which this thread's list of owners does not know.
+   */
+  removeAll(username: string): void {
+    this.transaction(() => {
+      this.statements.clearOwner.run([username]);
+      this.statements.removeOwner.run([username]);
+    });
+    this.owners.delete(username);
   }
 
   /**
@@ -163,6 +170,7 @@ function prepareStatements(sqlite: SqliteConnection) {
     clearAll: sqlite.prepare('DELETE FROM archive_staged'),
     moveOwner: sqlite.prepare(`${moved} WHERE username = ? ${keepFirst}`),
     clearOwner: sqlite.prepare('DELETE FROM archive_staged WHERE username = ?'),
+    removeOwner: sqlite.prepare('DELETE FROM archive WHERE username = ?'),
   };
 }
 

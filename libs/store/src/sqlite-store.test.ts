@@ -215,6 +215,23 @@ describe('openSqliteStore', () => {
     await again.close();
   });
 
+  it('empties an archive of the rows another process has staged when removing it', async () => {
+    const file = join(dir, 'starling.db');
+    // A second store on the same files (the CLI) whose archive thread is already running, then the
+    // server's stages rows, and the CLI deletes the account.
+    const cli = await openSqliteStore(file);
+    await cli.archive.query('nobody', { max: 0 });
+    const server = await openSqliteStore(file, { archive: { quietMs: 60_000 } });
+    await server.archive.append('juliet', entry('staged', 1));
+    await server.archive.append('nurse', entry('kept', 1));
+    expect(await cli.accounts.delete('juliet')).toBe(false);
+    await cli.close();
+    await server.archive.append('juliet', entry('after', 2));
+    expect(ids(await server.archive.query('juliet', { max: 10 }))).toEqual(['after']);
+    expect(ids(await server.archive.query('nurse', { max: 10 }))).toEqual(['kept']);
+    await server.close();
+  });
+
   it('answers archive calls with the error when the archive file cannot be opened', async () => {
     const file = join(dir, 'starling.db');
     await mkdir(archiveFileFor(file));
