@@ -11,8 +11,6 @@ export class ReplayGuard {
 
   /** True the first time `id` comes (and remembers it), false for a replay. */
   admit(id: string): boolean {
-    if (this.#seen.has(id)) return false;
-    this.#seen.set(id, true);
-    return true;
+    return this.#seen.add(id, true);
   }
 }

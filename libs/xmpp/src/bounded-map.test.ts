@@ -39,6 +39,20 @@ describe('BoundedMap', () => {
     expect(map.size).toBeGreaterThan(0);
   });
 
+  it('adds a key only when absent, and evicts as set does', () => {
+    const map = new BoundedMap<string, number>(2);
+    expect(map.add('a', 1)).toBe(true);
+    expect(map.add('a', 10)).toBe(false);
+    expect(map.get('a')).toBe(1);
+    expect(map.add('b', 2)).toBe(true);
+    expect(map.add('c', 3)).toBe(true);
+    expect(map.has('a')).toBe(false);
+    expect([map.get('b'), map.get('c'), map.size]).toEqual([2, 3, 2]);
+    // Forgotten, it is new again.
+    expect(map.add('a', 4)).toBe(true);
+    expect(map.has('b')).toBe(false);
+  });
+
   it('after a delete, the key is gone and may be added again', () => {
     const map = new BoundedMap<string, number>(2);
     map.set('a', 1);

@@ -34,17 +34,28 @@ export class BoundedMap<K extends string | number | object, V> {
   }
 
   set(key: K, value: V): this {
-    if (!this.#entries.has(key)) {
-      const oldest = this.#ring[this.#next];
-      if (oldest !== undefined) this.#entries.delete(oldest);
-      this.#ring[this.#next] = key;
-      this.#next = (this.#next + 1) % this.#ring.length;
-    }
+    if (!this.#entries.has(key)) this.#place(key);
     this.#entries.set(key, value);
     return this;
   }
 
+  /** Adds `key` with `value` unless it is present (then nothing changes); true when added. */
+  add(key: K, value: V): boolean {
+    if (this.#entries.has(key)) return false;
+    this.#place(key);
+    this.#entries.set(key, value);
+    return true;
+  }
+
   delete(key: K): boolean {
     return this.#entries.delete(key);
+  }
+
+  /** Gives a new key the ring's next place, forgetting the key that held it. */
+  #place(key: K): void {
+    const oldest = this.#ring[this.#next];
+    if (oldest !== undefined) this.#entries.delete(oldest);
+    this.#ring[this.#next] = key;
+    this.#next = (this.#next + 1) % this.#ring.length;
   }
 }
