@@ -2,9 +2,10 @@
 // and write off the server's event loop. Appends land in `archive_staged`, which has no index, so each
 // costs a write at the table's end; they are moved into the indexed `archive` in large batches, sorted
 // into place at a fraction of the cost per row of adding each to the indexes as it comes. Rows wait staged
-// until MOVE_ROWS have come or QUIET_MS pass without an append; a query or removal first moves the rows
-// of its owner, so it sees every append that settled before it. Staged rows are stored as durably as the
-// archive's: a thread stopped before moving them moves them when it starts again.
+// until MOVE_ROWS have come or QUIET_MS pass without an append; a query first moves the rows of its
+// owner, so it sees every append that settled before it, and a removal deletes them with the archived
+// ones. Staged rows are stored as durably as the archive's: a thread stopped before moving them moves
+// them when it starts again.
 import type { MessagePort } from 'node:worker_threads';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { ArchiveQuery, ArchiveStore } from '@starling/ports';
