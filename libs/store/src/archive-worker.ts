@@ -91,11 +91,12 @@ class StagedArchive {
   /** Moves `username`'s staged rows, so that reading the archive sees them. */
   private moveOwner(username: string): void {
     if (!this.owners.has(username)) return;
+    let unstaged = 0;
     this.transaction(() => {
       this.statements.moveOwner.run([username]);
-      this.statements.clearOwner.run([username]);
+      unstaged = this.unstage(username);
     });
-    this.owners.delete(username);
+    this.forget(username, unstaged);
   }
 
   query(username: string, query: ArchiveQuery): Promise<unknown> {
@@ -108,10 +109,22 @@ class StagedArchive {
    * deleting an account while the server runs), which this thread's list of owners does not know.
    */
   removeAll(username: string): void {
+    let unstaged = 0;
     this.transaction(() => {
-      this.statements.clearOwner.run([username]);
+      unstaged = this.unstage(username);
       this.statements.removeOwner.run([username]);
     });
+    this.forget(username, unstaged);
+  }
+
+  /** Deletes `username`'s staged rows; answers how many there were. */
+  private unstage(username: string): number {
+    return Number(this.statements.clearOwner.run([username]).changes);
+  }
+
+  /** After a commit took `rows` staged rows of `username`: the count that starts a move stays true. */
+  private forget(username: string, rows: number): void {
+    this.staged = Math.max(0, this.staged - rows);
     this.owners.delete(username);
   }
 

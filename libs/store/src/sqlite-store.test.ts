@@ -198,8 +198,11 @@ describe('openSqliteStore', () => {
       'm24',
     ]);
     expect(await counts(archiveFile)).toEqual([{ archived: 23, staged: 2 }]);
+    // The rows the query moved no longer count toward the next move: 2 + 6 staged is under 10.
+    for (let n = 25; n < 31; n += 1) await store.archive.append('nurse', entry(`m${String(n)}`, n));
+    expect(await counts(archiveFile)).toEqual([{ archived: 23, staged: 8 }]);
     await store.close();
-    expect(await counts(archiveFile)).toEqual([{ archived: 25, staged: 0 }]);
+    expect(await counts(archiveFile)).toEqual([{ archived: 31, staged: 0 }]);
 
     // A thread stopped before its move leaves rows staged; the next one moves them when it starts.
     const raw = await openSqlite(archiveFile);
@@ -210,8 +213,8 @@ describe('openSqliteStore', () => {
       .run(['nurse', 'left', 'romeo@example.net', 99, 'in', "<message id='left'/>"]);
     raw.close();
     const again = await openSqliteStore(file);
-    expect(ids(await again.archive.query('nurse', { after: 'm23', max: 10 }))).toEqual(['left']);
-    expect(await counts(archiveFile)).toEqual([{ archived: 26, staged: 0 }]);
+    expect(ids(await again.archive.query('nurse', { after: 'm30', max: 10 }))).toEqual(['left']);
+    expect(await counts(archiveFile)).toEqual([{ archived: 32, staged: 0 }]);
     await again.close();
   });
 
