@@ -188,7 +188,7 @@ interface PartitionState {
   yielding: boolean;
 }
 
-interface GroupSettings {
+export interface GroupSettings {
   readonly sessionTimeout: number;
   readonly heartbeatInterval: number;
   readonly rebalanceTimeout: number;
@@ -197,7 +197,7 @@ interface GroupSettings {
   readonly fetchMinBytes: number;
 }
 
-interface SubscriptionSettings extends GroupSettings {
+export interface SubscriptionSettings extends GroupSettings {
   readonly kafka: Kafka;
   readonly topic: string;
   readonly group: string;
@@ -210,14 +210,21 @@ interface SubscriptionSettings extends GroupSettings {
  * One consumer group member on one topic. kafkajs fetches the next round for a broker only after every
  * batch of the previous round was handled, so a slow handler would stall all partitions of that broker:
  * batches are instead taken into per-partition queues at once and handled here, and a partition is
- * paused only while its queue is full. Offsets of finished records are committed every 100 ms.
+ * paused only while its queue is full. Offsets of finished records are committed every 100 ms. Exported
+ * for its tests; the package exports only the bus.
  */
-class KafkaSubscription implements BusSubscription {
+export class KafkaSubscription implements BusSubscription {
   readonly #s: SubscriptionSettings;
   readonly #consumer: Consumer;
   readonly #partitions = new Map<number, PartitionState>();
-  /** Set from a rebalance (or a consumer crash) until the group is joined again: no handler starts. */
+  /**
+   * Set from a rebalance (or a consumer crash) until the group is joined again, or a heartbeat shows the
+   * assignment still stands: no handler starts.
+   */
   #fenced = true;
+  /** The generation whose assignment this member holds, learnt from its first heartbeat after a join. */
+  #generation: number | undefined;
+  #restarting: Promise<void> | undefined;
   #joined: (() => void) | undefined;
   #inFlight = 0;
   #idle: (() => void) | undefined;
@@ -245,11 +252,16 @@ class KafkaSubscription implements BusSubscription {
       // A crashed consumer (broker gone, coordinator moved) always comes back: nothing else would.
       retry: { ...RETRY, restartOnFailure: () => Promise.resolve(true) },
     });
-    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    const { GROUP_JOIN, REBALANCING, CRASH, HEARTBEAT } = this.#consumer.events;
     this.#consumer.on(REBALANCING, () => {
       this.#fenced = true;
     });
+    this.#consumer.on(HEARTBEAT, (event) => {
+      this.#onHeartbeat(event.payload.groupGenerationId);
+    });
     this.#consumer.on(CRASH, (event) => {
+      // A restarted consumer joins afresh: what the crashed one held is void.
+      this.#generation = undefined;
       this.#fenced = true;
       this.#s.log('warn', 'consumer crashed, restarting', {
         group: settings.group,
@@ -310,6 +322,52 @@ class KafkaSubscription implements BusSubscription {
     }, REVIVE_AFTER_MS);
   }
 
+  /** Leaves the group and joins it again, which ends with a GROUP_JOIN. */
+  #restart(): void {
+    this.#restarting ??= (async () => {
+      try {
+        // Not inside the kafkajs call that reported the heartbeat.
+        await new Promise(setImmediate);
+        await this.#consumer.stop();
+        if (!this.#closing) await this.#run();
+      } catch (err) {
+        this.#s.log('error', 'consumer restart failed', { group: this.#s.group, error: String(err) });
+        this.#revive();
+      }
+    })().finally(() => (this.#restarting = undefined));
+  }
+
+  /**
+   * A heartbeat the coordinator accepted, so kafkajs is fetching as a member. Unfenced, it names the
+   * generation of the current assignment. Fenced, kafkajs failed to rejoin (a restarted broker still
+   * loading the group answers "coordinator loading") and went on in the generation it had, with no
+   * GROUP_JOIN to come: in the generation of this member's assignment, that assignment stands; in any
+   * other, this member does not know its partitions, so it joins again.
+   */
+  #onHeartbeat(generation: number): void {
+    if (!this.#fenced) {
+      this.#generation = generation;
+      return;
+    }
+    if (this.#closing || this.#restarting) return;
+    const fields = { group: this.#s.group, topic: this.#s.topic, generation };
+    if (this.#generation === generation) {
+      this.#s.log('info', 'consumer kept its generation after a failed rejoin', fields);
+      this.#unfence();
+      return;
+    }
+    this.#s.log('warn', 'consumer fetching in a generation it has no assignment for, rejoining', fields);
+    this.#restart();
+  }
+
+  #unfence(): void {
+    this.#fenced = false;
+    // Commits refused while fenced are sent again; records queued meanwhile start.
+    for (const state of this.#partitions.values()) state.committed = undefined;
+    this.#scheduleCommit();
+    for (const state of this.#partitions.values()) this.#pump(state);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -325,6 +383,7 @@ class KafkaSubscription implements BusSubscription {
     clearTimeout(this.#reviving);
     // Disconnecting in the middle of connect() or run() could leave a consumer running.
     await this.#starting?.catch(() => undefined);
+    await this.#restarting;
     // Nothing new is taken while the handlers finish; kafkajs would otherwise fetch the same records again.
     this.#pause();
     const idle =
@@ -393,6 +452,7 @@ class KafkaSubscription implements BusSubscription {
       return;
     }
     this.#resume();
+    this.#generation = undefined;
     this.#fenced = false;
     this.#scheduleCommit();
     this.#joined?.();
