@@ -73,3 +73,15 @@ export const sweptSessions = new Counter({
   help: 'Sessions ended because the edge holding them stopped renewing its lease.',
   registers: [metricsRegistry],
 });
+
+export const archiveStagedRows = new Gauge({
+  name: 'xmpp_archive_staged_rows',
+  help: 'Archived messages written and not yet moved into the indexed archive (embedded store); a count that keeps growing means moves fail.',
+  registers: [metricsRegistry],
+});
+
+export const archiveMoveFailures = new Counter({
+  name: 'xmpp_archive_move_failures_total',
+  help: 'Moves of staged archive rows into the indexed archive that failed (embedded store); the rows stay staged for the next move.',
+  registers: [metricsRegistry],
+});

@@ -16,6 +16,14 @@ export interface ArchiveThread extends SeparateArchive {
   importFrom(file: string): Promise<number>;
 }
 
+/** What the thread tells besides its answers: for metrics and logs. */
+export interface ArchiveObserver {
+  /** The rows staged and not yet moved into the indexed archive, after each call and each move. */
+  staged?(rows: number): void;
+  /** A move failed; its rows stay staged for the next one. */
+  moveFailed?(error: string): void;
+}
+
 interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
@@ -24,7 +32,10 @@ interface Pending {
 const ENTRY = new URL('./archive-worker-entry.js', import.meta.url);
 
 /** The archive in `options.file`, kept by a thread that starts with the first call. */
-export function openArchiveThread(options: ArchiveThreadOptions): ArchiveThread {
+export function openArchiveThread(
+  options: ArchiveThreadOptions,
+  observer: ArchiveObserver = {},
+): ArchiveThread {
   let worker: Worker | undefined;
   const pending = new Map<number, Pending>();
   let nextId = 0;
@@ -35,6 +46,11 @@ export function openArchiveThread(options: ArchiveThreadOptions): ArchiveThread 
     const started = new Worker(ENTRY, { workerData: options });
     let failure: Error | undefined;
     started.on('message', (reply: ArchiveReply) => {
+      observer.staged?.(reply.staged);
+      if ('moved' in reply) {
+        if (reply.error !== undefined) observer.moveFailed?.(reply.error);
+        return;
+      }
       const call = pending.get(reply.id);
       if (call === undefined) return;
       pending.delete(reply.id);

@@ -39,8 +39,14 @@ export type ArchiveRequest =
   | { readonly op: 'import'; readonly file: string }
   | { readonly op: 'close' };
 
+/**
+ * The answer to a call, or word of a move no call waited for (with its error if it failed). Each carries
+ * the rows left staged.
+ */
 export type ArchiveReply =
-  { readonly id: number; readonly value: unknown } | { readonly id: number; readonly error: string };
+  | { readonly id: number; readonly value: unknown; readonly staged: number }
+  | { readonly id: number; readonly error: string; readonly staged: number }
+  | { readonly moved: true; readonly staged: number; readonly error?: string };
 
 const COLUMNS = 'username, id, with_jid, ts, direction, stanza';
 
@@ -213,9 +219,16 @@ export function serveArchive(port: MessagePort, options: ArchiveThreadOptions): 
   const moveRows = options.moveRows ?? MOVE_ROWS;
   const quietMs = options.quietMs ?? QUIET_MS;
   const ready = openArchive(options);
+  let opened: StagedArchive | undefined;
   // Each task waits for the one before it; a failed one does not stop those after it.
-  let queue: Promise<unknown> = ready.catch(() => undefined);
+  let queue: Promise<unknown> = ready.then(
+    (archive) => {
+      opened = archive;
+    },
+    () => undefined,
+  );
   let quiet: NodeJS.Timeout | undefined;
+  const staged = (): number => opened?.stagedRows ?? 0;
 
   function run<T>(task: () => Promise<T>): Promise<T> {
     const result = queue.then(task);
@@ -227,7 +240,11 @@ export function serveArchive(port: MessagePort, options: ArchiveThreadOptions): 
   const moveAll = (): void =>
     void run(async () => {
       (await ready).moveAll();
-    }).catch(() => undefined);
+    }).then(
+      () => port.postMessage({ moved: true, staged: staged() } satisfies ArchiveReply),
+      (err: unknown) =>
+        port.postMessage({ moved: true, staged: staged(), error: describe(err) } satisfies ArchiveReply),
+    );
 
   async function handle(request: ArchiveRequest): Promise<unknown> {
     if (request.op === 'close') {
@@ -256,8 +273,9 @@ export function serveArchive(port: MessagePort, options: ArchiveThreadOptions): 
 
   port.on('message', (message: ArchiveRequest & { readonly id: number }) => {
     run(() => handle(message)).then(
-      (value) => port.postMessage({ id: message.id, value } satisfies ArchiveReply),
-      (err: unknown) => port.postMessage({ id: message.id, error: describe(err) } satisfies ArchiveReply),
+      (value) => port.postMessage({ id: message.id, value, staged: staged() } satisfies ArchiveReply),
+      (err: unknown) =>
+        port.postMessage({ id: message.id, error: describe(err), staged: staged() } satisfies ArchiveReply),
     );
   });
 }

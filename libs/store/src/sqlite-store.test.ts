@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { ArchiveEntry, ArchivePage } from '@starling/ports';
 import { describeStoreContract } from '@starling/ports/contracts';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { defaultSqliteDriver, openSqlite } from './sqlite-driver.ts';
@@ -185,12 +185,20 @@ describe('openSqliteStore', () => {
   it('stages appends, moves them in batches, and moves what a stopped thread left staged', async () => {
     const file = join(dir, 'starling.db');
     const archiveFile = archiveFileFor(file);
-    const store = await openSqliteStore(file, { archive: { moveRows: 10, quietMs: 60_000 } });
+    const told: number[] = [];
+    const store = await openSqliteStore(file, {
+      archive: { moveRows: 10, quietMs: 60_000, observer: { staged: (rows) => told.push(rows) } },
+    });
     for (let n = 0; n < 25; n += 1) {
       await store.archive.append(n % 2 === 0 ? 'juliet' : 'nurse', entry(`m${String(n)}`, n));
     }
     // Moves at the 10th and 20th row; the last five wait staged.
     expect(await counts(archiveFile)).toEqual([{ archived: 20, staged: 5 }]);
+    // The observer heard the count after each append and each move (a move's word may come after the
+    // next append's answer), ending with the five.
+    expect(told.at(-1)).toBe(5);
+    expect(told.filter((rows) => rows === 0)).toHaveLength(2);
+    expect(Math.max(...told)).toBeLessThanOrEqual(11);
     // A query moves its owner's staged rows first (three of juliet's), and no one else's.
     expect(ids(await store.archive.query('juliet', { after: 'm18', max: 10 }))).toEqual([
       'm20',
@@ -216,6 +224,37 @@ describe('openSqliteStore', () => {
     expect(ids(await again.archive.query('nurse', { after: 'm30', max: 10 }))).toEqual(['left']);
     expect(await counts(archiveFile)).toEqual([{ archived: 32, staged: 0 }]);
     await again.close();
+  });
+
+  it('tells the observer of a failed move, and keeps its rows staged for the next one', async () => {
+    const file = join(dir, 'starling.db');
+    const archiveFile = archiveFileFor(file);
+    const failures: string[] = [];
+    const told: number[] = [];
+    const store = await openSqliteStore(file, {
+      archive: {
+        moveRows: 2,
+        quietMs: 60_000,
+        observer: { staged: (rows) => told.push(rows), moveFailed: (error) => failures.push(error) },
+      },
+    });
+    await store.archive.append('juliet', entry('a', 1));
+    // The indexed archive goes away under the thread (as a damaged file would fail a write).
+    const raw = await openSqlite(archiveFile);
+    raw.exec('ALTER TABLE archive RENAME TO archive_away');
+    await store.archive.append('juliet', entry('b', 2));
+    await vi.waitFor(() => expect(failures).toHaveLength(1), { timeout: 5_000 });
+    expect(failures[0]).toMatch(/no such table: (main\.)?archive/);
+    expect(told.at(-1)).toBe(2);
+    expect(await readFile(archiveFile, 'SELECT count(*) AS n FROM archive_staged')).toEqual([{ n: 2 }]);
+    // Once the archive is back, the next move takes the rows the failed one left.
+    raw.exec('ALTER TABLE archive_away RENAME TO archive');
+    raw.close();
+    await store.archive.append('juliet', entry('c', 3));
+    await vi.waitFor(() => expect(told.at(-1)).toBe(0), { timeout: 5_000 });
+    expect(ids(await store.archive.query('juliet', { max: 10 }))).toEqual(['a', 'b', 'c']);
+    expect(failures).toHaveLength(1);
+    await store.close();
   });
 
   it('empties an archive of the rows another process has staged when removing it', async () => {

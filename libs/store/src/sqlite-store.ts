@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Store } from '@starling/ports';
-import { openArchiveThread, type ArchiveThread } from './archive-thread.ts';
+import { openArchiveThread, type ArchiveObserver, type ArchiveThread } from './archive-thread.ts';
 import { migrateToLatest } from './migrations.ts';
 import {
   defaultSqliteDriver,
@@ -16,11 +16,20 @@ import {
 import { createSqlStore } from './sql-store.ts';
 import type { Database } from './schema.ts';
 
+export type { ArchiveObserver } from './archive-thread.ts';
+
 export interface SqliteStoreOptions {
   /** The SQLite library (`defaultSqliteDriver()` unless set). */
   readonly driver?: SqliteDriverName;
-  /** How the archive's thread batches its moves (tests set small ones); see archive-worker.ts. */
-  readonly archive?: { readonly moveRows?: number; readonly quietMs?: number };
+  /**
+   * How the archive's thread batches its moves (tests set small ones; see archive-worker.ts), and who
+   * hears how many rows wait staged and which moves failed.
+   */
+  readonly archive?: {
+    readonly moveRows?: number;
+    readonly quietMs?: number;
+    readonly observer?: ArchiveObserver;
+  };
 }
 
 /** The archive file of the store at `file`: `starling.db` keeps its archives in `starling-archive.db`. */
@@ -65,7 +74,8 @@ export async function openSqliteStore(file: string, options: SqliteStoreOptions 
     throw err;
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  const archive = openArchiveThread({ file: archiveFileFor(file), driver, ...options.archive });
+  const { observer, ...batching } = options.archive ?? {};
+  const archive = openArchiveThread({ file: archiveFileFor(file), driver, ...batching }, observer);
   try {
     await migrateToLatest(db, 'sqlite');
     await moveArchiveOut(sqlite, file, archive);

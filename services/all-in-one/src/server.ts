@@ -2,7 +2,15 @@
 import { join } from 'node:path';
 import { MemoryStanzaBus, MemorySessionRegistry, LocalDelivery } from '@starling/adapters';
 import { openSqliteStore } from '@starling/store';
-import type { Config, Feature, Logger, RoleDeps, RoleHandle } from '@starling/core';
+import {
+  archiveMoveFailures,
+  archiveStagedRows,
+  type Config,
+  type Feature,
+  type Logger,
+  type RoleDeps,
+  type RoleHandle,
+} from '@starling/core';
 import { enabledFeatures } from '@starling/features';
 import { startEdge, type EdgeHandle } from '@starling/edge';
 import { startRouter } from '@starling/router';
@@ -35,7 +43,17 @@ export async function startEmbedded(
 ): Promise<EmbeddedServer> {
   const tls = await loadTlsCredentials(config);
   const file = databaseFile(config);
-  const store = await openSqliteStore(file);
+  const store = await openSqliteStore(file, {
+    archive: {
+      observer: {
+        staged: (rows) => archiveStagedRows.set(rows),
+        moveFailed: (error) => {
+          archiveMoveFailures.inc();
+          log.error({ error }, 'archive: moving staged rows failed; they stay staged for the next move');
+        },
+      },
+    },
+  });
   const bus = new MemoryStanzaBus({
     onError: (err, record) => log.error({ err, topic: record.topic }, 'bus handler failed'),
   });
@@ -61,7 +79,12 @@ export async function startEmbedded(
     roles.push(await startPresence(deps));
     roles.push(await startArchive(deps));
     roles.push(await startRouter(deps));
-    edge = await startEdge({ ...deps, edgeId: 'edge-0', tls: { cert: tls.cert, key: tls.key } });
+    edge = await startEdge({
+      ...deps,
+      edgeId: 'edge-0',
+      tls: { cert: tls.cert, key: tls.key },
+      metricsOnHttp: true,
+    });
     return { ports: edge.ports, tls, databaseFile: file, close: release };
   } catch (err) {
     await release();

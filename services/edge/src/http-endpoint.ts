@@ -1,4 +1,7 @@
-// The HTTP listener: RFC 7395 WebSocket at /xmpp-websocket (subprotocol "xmpp" required), /healthz, /readyz.
+// The HTTP listener: RFC 7395 WebSocket at /xmpp-websocket (subprotocol "xmpp" required), /healthz, /readyz,
+// and in the embedded server /metrics for clients on this machine.
+import { isIP } from 'node:net';
+import { metricsRegistry } from '@starling/core';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -12,6 +15,11 @@ export interface HttpEndpointOptions {
   /** Largest WebSocket message; larger ones close the connection (the parser reports smaller excesses). */
   readonly maxPayload: number;
   readonly onWebSocket: (socket: WebSocket, request: IncomingMessage) => void;
+  /**
+   * Serve /metrics (Prometheus text) to loopback clients, others getting 403: the embedded server has no
+   * ops port of its own, and its figures are for the machine's own scraper, not the clients' network.
+   */
+  readonly metrics?: boolean;
 }
 
 export interface HttpEndpoint {
@@ -33,6 +41,25 @@ function pathOf(request: IncomingMessage): string {
   const url = request.url ?? '/';
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
+}
+
+/** Whether `address` (as a socket reports it) is 127.0.0.0/8, ::1 or an IPv4-mapped loopback address. */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  if (isIP(v4) === 4) return v4.startsWith('127.');
+  return address === '::1';
+}
+
+function serveMetrics(request: IncomingMessage, response: ServerResponse): void {
+  if (!isLoopback(request.socket.remoteAddress)) {
+    json(response, 403, { status: 'forbidden', reason: '/metrics answers clients on this machine only' });
+    return;
+  }
+  metricsRegistry.metrics().then(
+    (text) => response.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text),
+    () => json(response, 500, { status: 'metrics unavailable' }),
+  );
 }
 
 function refuse(socket: Duplex, status: string): void {
@@ -60,6 +87,7 @@ export function createHttpEndpoint(options: HttpEndpointOptions): HttpEndpoint {
         ? json(response, 200, { status: 'ready' })
         : json(response, 503, { status: 'closing' });
     }
+    if (readable && path === '/metrics' && options.metrics === true) return serveMetrics(request, response);
     json(response, 404, { status: 'not found' });
   });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -21,6 +21,8 @@ export interface EdgeOptions extends RoleDeps {
   readonly edgeId: string;
   /** PEM certificate chain and private key for STARTTLS and direct TLS. */
   readonly tls: { readonly cert: string; readonly key: string };
+  /** Serve /metrics on the HTTP port to loopback clients (the embedded server; cluster roles have an ops port). */
+  readonly metricsOnHttp?: boolean;
 }
 
 export interface EdgeHandle extends RoleHandle {
@@ -143,6 +145,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   const http = createHttpEndpoint({
     accepting: () => accepting,
     maxPayload: config.limits.stanzaBytes * 2,
+    metrics: options.metricsOnHttp === true,
     onWebSocket: (socket, request) =>
       accept(new WebSocketTransport(socket, request.socket.remoteAddress ?? 'unknown', false), 'websocket'),
   });
