@@ -129,7 +129,7 @@ describe('MemoryStanzaBus', () => {
     await bus.close();
   });
 
-  it('runs up to 64 keys of one partition at once, and a busy key holds back the records after it', async () => {
+  it('runs up to 64 keys of one partition at once, and a busy key holds back only its own records', async () => {
     const bus = new MemoryStanzaBus({ partitions: 1 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
@@ -138,16 +138,17 @@ describe('MemoryStanzaBus', () => {
       started.push(`${record.key}:${record.value}`);
       await gate;
     });
-    // k0 twice: its second record waits for the first, and so does every record after it.
+    // k0 three times: its second and third records wait for the first, in order; k1's does not.
     await bus.publish('t', 'k0', 'a');
     await bus.publish('t', 'k0', 'b');
     await bus.publish('t', 'k1', 'a');
-    await waitFor(() => started.length === 1);
+    await bus.publish('t', 'k0', 'c');
+    await waitFor(() => started.length === 2);
     await new Promise((resolve) => setImmediate(resolve));
-    expect(started).toEqual(['k0:a']);
+    expect(started).toEqual(['k0:a', 'k1:a']);
     release();
-    await waitFor(() => started.length === 3);
-    expect(started).toEqual(['k0:a', 'k0:b', 'k1:a']);
+    await waitFor(() => started.length === 4);
+    expect(started).toEqual(['k0:a', 'k1:a', 'k0:b', 'k0:c']);
 
     let releaseMany!: () => void;
     const many = new Promise<void>((resolve) => (releaseMany = resolve));
@@ -171,9 +172,44 @@ describe('MemoryStanzaBus', () => {
     await bus.close();
   });
 
+  it('closes only after its groups handled what was queued, and what their handlers published meanwhile', async () => {
+    const bus = new MemoryStanzaBus({ partitions: 4 });
+    const handled: number[] = [];
+    await bus.subscribe('in', 'router', async (record) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      await bus.publish('out', record.key, record.value);
+    });
+    await bus.subscribe('out', 'archive', (record) => {
+      handled.push(Number(record.value));
+      return Promise.resolve();
+    });
+    for (let i = 0; i < 300; i++) await bus.publish('in', `k${String(i % 10)}`, String(i));
+    await bus.close();
+    expect(handled.sort((a, b) => a - b)).toEqual([...Array(300).keys()]);
+    await expect(bus.publish('in', 'k0', 'late')).rejects.toThrow('stanza bus closed');
+  });
+
+  it('stops draining at its bound when handlers never run dry', async () => {
+    const bus = new MemoryStanzaBus({ drainTimeoutMs: 200 });
+    let handled = 0;
+    // Each record publishes the next: the topic is never empty.
+    await bus.subscribe('ping', 'g', async (record) => {
+      handled++;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      await bus.publish('ping', record.key, record.value).catch(() => undefined);
+    });
+    await bus.publish('ping', 'k', 'x');
+    const started = Date.now();
+    await bus.close();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(handled).toBeGreaterThan(10);
+  });
+
   it('refuses nonsensical options', () => {
     expect(() => new MemoryStanzaBus({ partitions: 0 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ maxBuffered: 1.5 })).toThrow(RangeError);
+    expect(() => new MemoryStanzaBus({ drainTimeoutMs: 0 })).toThrow(RangeError);
   });
 });
 

@@ -12,6 +12,11 @@ export interface MemoryStanzaBusOptions {
    * members all left); publish rejects beyond. Default 10 000.
    */
   readonly maxBuffered?: number;
+  /**
+   * How long close() lets the subscribed groups work through their queued records (and what their
+   * handlers publish meanwhile) before it stops taking records. Default 10 000 ms.
+   */
+  readonly drainTimeoutMs?: number;
 }
 
 const DONE: Promise<void> = Promise.resolve();
@@ -21,6 +26,8 @@ const SYSTEM = 'starling-memory';
 // Handlers that resolve at once would keep the loop in microtasks; sockets need a turn now and then.
 const RECORDS_PER_TURN = 256;
 const COMPACT_AFTER = 1024;
+/** How often close() looks whether the groups ran dry. */
+const DRAIN_CHECK_MS = 5;
 /**
  * Handlers of one partition running at once (of different keys). Lets the handlers of many keys be under
  * way together, so that a consumer gathering work (the archive's batched writes) sees more than one
@@ -36,15 +43,22 @@ interface Member {
 }
 
 /**
- * One partition of one group. Records start in publish order, records of one key one after the other; a
- * record whose key is busy holds back those after it, as on the Kafka bus.
+ * One partition of one group. Records of one key start one after the other, in publish order; a key has
+ * at most one record in `records` or running, the others wait in `parked`, so a busy key holds back only
+ * its own records, never those of other keys behind it (records of one user often come in twos: the
+ * archive's copies of a message both ways, when two users write to each other at once).
  */
 interface PartitionQueue {
   readonly index: number;
+  /** The next record of each key that has one and is idle, in the order they became next. */
   records: (BusRecord | undefined)[];
   head: number;
-  /** Keys of the records whose handlers run. */
-  readonly busy: Set<string>;
+  /** Keys with a record in `records` or running. */
+  readonly claimed: Set<string>;
+  /** Per claimed key, its later records in publish order. */
+  readonly parked: Map<string, BusRecord[]>;
+  /** Handlers of this partition running. */
+  running: number;
   /** Records started since the event loop last had a turn. */
   sinceTurn: number;
   /** Whether a start is already due, in a microtask or at the next turn of the event loop. */
@@ -89,19 +103,24 @@ function positiveInteger(value: number, what: string): number {
 /**
  * The embedded StanzaBus. Handlers always run after publish() returned, never inside its call stack, so
  * code that is only correct with synchronous delivery fails here as it would on Kafka. A record is
- * durable once it is in memory, so publish resolves at once. Traced like the Kafka bus: the publish's
- * trace context travels in the record's headers and each handler runs in a span that continues it.
+ * durable once it is in memory, so publish resolves at once; close() first lets the groups work through
+ * what is queued, since nothing else would keep it. Traced like the Kafka bus: the publish's trace context
+ * travels in the record's headers and each handler runs in a span that continues it.
  */
 export class MemoryStanzaBus implements StanzaBus {
   readonly #partitions: number;
   readonly #onError: (err: unknown, record: BusRecord) => void;
   readonly #maxBuffered: number;
+  readonly #drainTimeout: number;
   readonly #topics = new Map<string, Topic>();
   #closing: Promise<void> | undefined;
+  /** Set once close() stopped taking records (after the drain). */
+  #closed = false;
 
   constructor(options: MemoryStanzaBusOptions = {}) {
     this.#partitions = positiveInteger(options.partitions ?? 16, 'partitions');
     this.#maxBuffered = positiveInteger(options.maxBuffered ?? 10_000, 'maxBuffered');
+    this.#drainTimeout = positiveInteger(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs');
     this.#onError =
       options.onError ??
       ((err, record) => {
@@ -115,7 +134,8 @@ export class MemoryStanzaBus implements StanzaBus {
     value: string,
     headers?: Readonly<Record<string, string>>,
   ): Promise<void> {
-    if (this.#closing) return Promise.reject(new Error('stanza bus closed'));
+    // While close() drains, handlers still publish (a router's archive copies, say).
+    if (this.#closed) return Promise.reject(new Error('stanza bus closed'));
     return tracePublish(SYSTEM, topic, undefined, headers, (carried) =>
       this.#append({ topic, key, value, headers: Object.keys(carried).length > 0 ? carried : NO_HEADERS }),
     );
@@ -169,6 +189,11 @@ export class MemoryStanzaBus implements StanzaBus {
   }
 
   async #closeAll(): Promise<void> {
+    const deadline = Date.now() + this.#drainTimeout;
+    while (this.#busy() && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_CHECK_MS));
+    }
+    this.#closed = true;
     const leaving: Promise<void>[] = [];
     for (const state of this.#topics.values()) {
       for (const group of state.groups.values()) {
@@ -177,6 +202,17 @@ export class MemoryStanzaBus implements StanzaBus {
     }
     await Promise.all(leaving);
     this.#topics.clear();
+  }
+
+  /** Whether a group with members has records queued or handlers running. */
+  #busy(): boolean {
+    for (const state of this.#topics.values()) {
+      for (const group of state.groups.values()) {
+        if (group.members.length === 0) continue;
+        if (group.waiting > 0 || group.members.some((member) => member.inFlight > 0)) return true;
+      }
+    }
+    return false;
   }
 
   #topic(name: string): Topic {
@@ -193,16 +229,25 @@ export class MemoryStanzaBus implements StanzaBus {
   }
 
   #enqueue(group: Group, partition: number, record: BusRecord): void {
-    const queue = (group.queues[partition] ??= {
+    const queue: PartitionQueue = (group.queues[partition] ??= {
       index: partition,
       records: [],
       head: 0,
-      busy: new Set(),
+      claimed: new Set(),
+      parked: new Map(),
+      running: 0,
       sinceTurn: 0,
       scheduled: false,
     });
-    queue.records.push(record);
     group.waiting++;
+    if (queue.claimed.has(record.key)) {
+      const later = queue.parked.get(record.key);
+      if (later) later.push(record);
+      else queue.parked.set(record.key, [record]);
+      return;
+    }
+    queue.claimed.add(record.key);
+    queue.records.push(record);
     if (group.members.length > 0) this.#schedule(group, queue);
   }
 
@@ -216,18 +261,17 @@ export class MemoryStanzaBus implements StanzaBus {
     });
   }
 
-  /** Starts what may start now: the next records in order, while their keys are idle and slots free. */
+  /** Starts what may start now: the next records in order, while slots are free. */
   #pump(group: Group, queue: PartitionQueue): void {
     while (
       !queue.scheduled &&
       queue.head < queue.records.length &&
-      queue.busy.size < MAX_CONCURRENT_PER_PARTITION
+      queue.running < MAX_CONCURRENT_PER_PARTITION
     ) {
       // Partitions are spread over the members present now; when none is left the records wait.
       const member = group.members[queue.index % group.members.length];
       if (!member) break;
       const record = queue.records[queue.head] as BusRecord;
-      if (queue.busy.has(record.key)) break;
       if (queue.sinceTurn >= RECORDS_PER_TURN) {
         queue.scheduled = true;
         setImmediate(() => {
@@ -243,7 +287,7 @@ export class MemoryStanzaBus implements StanzaBus {
       group.waiting--;
       // Under steady load the queue may never empty, so the consumed prefix is dropped as it goes.
       if (queue.head >= COMPACT_AFTER && queue.head * 2 >= queue.records.length) compact(queue);
-      queue.busy.add(record.key);
+      queue.running++;
       member.inFlight++;
       void this.#handle(group, queue, member, record);
     }
@@ -264,7 +308,15 @@ export class MemoryStanzaBus implements StanzaBus {
     }
     member.inFlight--;
     if (member.inFlight === 0) member.idle?.();
-    queue.busy.delete(record.key);
+    queue.running--;
+    // The key's next record, if one waits, is next in line; otherwise the key is free.
+    const later = queue.parked.get(record.key);
+    const next = later?.shift();
+    if (next === undefined) queue.claimed.delete(record.key);
+    else {
+      if (later?.length === 0) queue.parked.delete(record.key);
+      queue.records.push(next);
+    }
     this.#pump(group, queue);
   }
 
