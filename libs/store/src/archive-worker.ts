@@ -6,6 +6,7 @@
 // owner, so it sees every append that settled before it, and a removal deletes them with the archived
 // ones. Staged rows are stored as durably as the archive's: a thread stopped before moving them moves
 // them when it starts again.
+import { getPriority, setPriority } from 'node:os';
 import type { MessagePort } from 'node:worker_threads';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { ArchiveQuery, ArchiveStore } from '@starling/ports';
@@ -18,6 +19,9 @@ import { createSqlArchive } from './sql-store.ts';
 const MOVE_ROWS = 20_000;
 /** Without an append for this long, the staged rows are moved. */
 const QUIET_MS = 1000;
+/** How much nicer than the server's thread the archive's thread runs. */
+const ARCHIVE_NICE = 10;
+const NICE_LOWEST = 19;
 
 export interface ArchiveThreadOptions {
   /** The archive's SQLite file, or ':memory:'. */
@@ -216,6 +220,16 @@ function describe(err: unknown): string {
 
 /** Answers the requests that arrive on `port`, one at a time, in order. */
 export function serveArchive(port: MessagePort, options: ArchiveThreadOptions): void {
+  // The server's thread keeps deliveries going; on one busy core it should win over archiving, which
+  // waits in the bus meanwhile. On Linux a priority is a thread's own (setpriority on the calling thread);
+  // elsewhere it would be the whole process's, so it is left alone there.
+  if (process.platform === 'linux') {
+    try {
+      setPriority(Math.min(NICE_LOWEST, getPriority() + ARCHIVE_NICE));
+    } catch {
+      // A priority that cannot be lowered (a container policy) leaves the thread as it is.
+    }
+  }
   const moveRows = options.moveRows ?? MOVE_ROWS;
   const quietMs = options.quietMs ?? QUIET_MS;
   const ready = openArchive(options);

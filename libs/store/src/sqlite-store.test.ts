@@ -1,5 +1,5 @@
 // SQLite store: the Store contract on an in-memory database, plus files, directories and migrations.
-import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile as readFileText, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kysely, SqliteDialect } from 'kysely';
@@ -256,6 +256,49 @@ describe('openSqliteStore', () => {
     expect(failures).toHaveLength(1);
     await store.close();
   });
+
+  it('sends appends made together to the thread as one, and keeps them before a later call', async () => {
+    const file = join(dir, 'starling.db');
+    const told: number[] = [];
+    const store = await openSqliteStore(file, {
+      archive: { quietMs: 60_000, observer: { staged: (rows) => told.push(rows) } },
+    });
+    await store.archive.query('juliet', { max: 0 });
+    told.length = 0;
+    // Ten appends within the gathering window: one message to the thread, one answer.
+    await Promise.all(
+      [...Array(10).keys()].map((n) => store.archive.append('juliet', entry(`g${String(n)}`, n))),
+    );
+    expect(told).toEqual([10]);
+    // A query made before an append settled still comes after it: the gathered rows go first.
+    const appended = store.archive.append('juliet', entry('late', 10));
+    const page = await store.archive.query('juliet', { after: 'g9', max: 10 });
+    await appended;
+    expect(ids(page)).toEqual(['late']);
+    await store.close();
+  });
+
+  it.runIf(process.platform === 'linux')(
+    'runs the archive thread 10 nicer than the server’s thread',
+    async () => {
+      const niceOf = async (tid: string): Promise<number> => {
+        const stat = await readFileText(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+        // The fields after the command's closing parenthesis; nice is the 19th field of the line.
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      };
+      const nices = async (): Promise<number[]> =>
+        Promise.all((await readdir('/proc/self/task')).map(niceOf));
+      const server = await niceOf(String(process.pid));
+      const lower = Math.min(19, server + 10);
+      expect(await nices()).not.toContain(lower);
+      const store = await openSqliteStore(join(dir, 'starling.db'));
+      await store.archive.query('juliet', { max: 0 });
+      expect(await nices()).toContain(lower);
+      // This thread (the server's) keeps its priority.
+      expect(await niceOf(String(process.pid))).toBe(server);
+      await store.close();
+    },
+  );
 
   it('empties an archive of the rows another process has staged when removing it', async () => {
     const file = join(dir, 'starling.db');
