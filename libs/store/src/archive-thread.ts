@@ -161,6 +161,8 @@ export function openArchiveThread(
 
     close() {
       closing ??= (async () => {
+        // Appends still gathering go first (and start the thread if they are its first call).
+        sendGathered();
         const running = worker;
         if (running === undefined) {
           closed = true;

@@ -276,6 +276,15 @@ describe('openSqliteStore', () => {
     await appended;
     expect(ids(page)).toEqual(['late']);
     await store.close();
+
+    // An append still gathering when the store closes is stored, even as the thread's first call.
+    const again = await openSqliteStore(file);
+    const last = again.archive.append('juliet', entry('at-close', 11));
+    await again.close();
+    await last;
+    expect(await readFile(archiveFileFor(file), "SELECT id FROM archive WHERE id = 'at-close'")).toEqual([
+      { id: 'at-close' },
+    ]);
   });
 
   it.runIf(process.platform === 'linux')(
