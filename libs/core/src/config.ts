@@ -80,6 +80,12 @@ export const configSchema = z
          * to two periods) lets go of its XML parser, about 8 KB, until it sends again; 0 never does.
          */
         hibernateSeconds: z.number().int().min(0).max(86_400).default(10),
+        /**
+         * Stanzas an edge has handed to the bus and not seen confirmed, over all its connections. At this
+         * many the edge stops reading its connections until half are confirmed: a slow bus (Kafka
+         * struggling, an embedded consumer behind) then costs latency, not memory.
+         */
+        unconfirmedStanzas: positiveInt.default(10_000),
         /** Open connections from one address. */
         connectionsPerAddress: positiveInt.default(1000),
         /** Stored offline messages per account. */

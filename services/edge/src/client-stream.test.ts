@@ -7,6 +7,7 @@ import type { Account, StanzaBus, Store } from '@starling/ports';
 import { deriveAllScramKeys, NS_BIND, NS_SASL } from '@starling/xmpp';
 import { ClientStream } from './client-stream.ts';
 import type { EdgeContext } from './edge-context.ts';
+import { IngressBudget } from './ingress-budget.ts';
 import { LoginThrottle } from './login-throttle.ts';
 import { testCertificate } from './test-cert.ts';
 import type { Transport, TransportEvents } from './transport.ts';
@@ -20,6 +21,7 @@ class ScriptedTransport implements Transport {
   readonly sent: string[] = [];
   paused = false;
   pauses = 0;
+  resumes = 0;
   ended = false;
   private events: TransportEvents | undefined;
   private watchers: (() => void)[] = [];
@@ -45,6 +47,7 @@ class ScriptedTransport implements Transport {
 
   resume(): void {
     this.paused = false;
+    this.resumes += 1;
     this.notify();
   }
 
@@ -130,7 +133,7 @@ class BrokenSessions<K, V> extends Map<K, V> {
 }
 
 let account: Account;
-let context: (bus: StanzaBus, sessions?: EdgeContext['sessions']) => EdgeContext;
+let context: (bus: StanzaBus, sessions?: EdgeContext['sessions'], ingress?: IngressBudget) => EdgeContext;
 
 beforeAll(async () => {
   const config = parseConfig({ domain: 'localhost' });
@@ -139,7 +142,7 @@ beforeAll(async () => {
     accounts: { get: (name: string) => Promise.resolve(name === 'juliet' ? account : undefined) },
   };
   const cert = await testCertificate();
-  context = (bus, sessions = new Map()) => {
+  context = (bus, sessions = new Map(), ingress = new IngressBudget(10_000)) => {
     const deps: RoleDeps = {
       config,
       bus,
@@ -163,6 +166,7 @@ beforeAll(async () => {
         fakeSaltKey: Buffer.alloc(32),
       },
       sessions,
+      ingress,
     };
   };
 });
@@ -173,9 +177,10 @@ const HEADER =
 async function authenticatedStream(
   bus: StanzaBus,
   sessions?: EdgeContext['sessions'],
+  ingress?: IngressBudget,
 ): Promise<{ stream: ClientStream; transport: ScriptedTransport }> {
   const transport = new ScriptedTransport();
-  const stream = new ClientStream(context(bus, sessions), transport, silentLogger());
+  const stream = new ClientStream(context(bus, sessions, ingress), transport, silentLogger());
   stream.start();
   transport.feed(HEADER);
   await transport.expectSent(/<stream:features>/);
@@ -187,8 +192,11 @@ async function authenticatedStream(
   return { stream, transport };
 }
 
-async function boundStream(bus: StanzaBus): Promise<{ stream: ClientStream; transport: ScriptedTransport }> {
-  const bound = await authenticatedStream(bus);
+async function boundStream(
+  bus: StanzaBus,
+  ingress?: IngressBudget,
+): Promise<{ stream: ClientStream; transport: ScriptedTransport }> {
+  const bound = await authenticatedStream(bus, undefined, ingress);
   bound.transport.feed(`<iq type='set' id='b'><bind xmlns='${NS_BIND}'><resource>r</resource></bind></iq>`);
   await bound.transport.expectSent(/<jid>juliet@localhost\/r<\/jid>/);
   return bound;
@@ -210,6 +218,44 @@ describe('ClientStream flow control', () => {
     expect(transport.pauses).toBe(1);
     transport.feed('</stream:stream>');
     await stream.finished;
+  });
+
+  it('stops reading every connection of the edge while the edge as a whole has too many unconfirmed', async () => {
+    const bus = new HeldBus();
+    const ingress = new IngressBudget(10);
+    const first = await boundStream(bus, ingress);
+    const second = await boundStream(bus, ingress);
+    const third = await boundStream(bus, ingress);
+    // Ten publishes from one connection, far below its own window, use up the edge's budget.
+    first.transport.feed(
+      Array.from({ length: 10 }, (_, i) => `<message to='romeo@localhost' id='a${i}'/>`).join(''),
+    );
+    await bus.untilPublished(10);
+    await first.transport.until(() => first.transport.paused);
+    expect(ingress.unconfirmed).toBe(10);
+    // Another connection stops at its next stanza, which still goes out: nothing read is dropped.
+    second.transport.feed(`<message to='romeo@localhost' id='b0'/>`);
+    await bus.untilPublished(11);
+    await second.transport.until(() => second.transport.paused);
+    // A connection that goes away while it waits is not called back.
+    third.transport.feed(`<message to='romeo@localhost' id='c0'/>`);
+    await bus.untilPublished(12);
+    await third.transport.until(() => third.transport.paused);
+    third.transport.feed('</stream:stream>');
+    await third.transport.until(() => third.transport.ended);
+    const thirdResumes = third.transport.resumes;
+
+    bus.release();
+    await first.transport.until(() => !first.transport.paused);
+    await second.transport.until(() => !second.transport.paused);
+    expect(ingress.unconfirmed).toBe(0);
+    expect([first.transport.pauses, second.transport.pauses]).toEqual([1, 1]);
+    expect(third.transport.resumes).toBe(thirdResumes);
+    for (const { stream, transport } of [first, second]) {
+      transport.feed('</stream:stream>');
+      await stream.finished;
+    }
+    await third.stream.finished;
   });
 });
 

@@ -77,6 +77,12 @@ export class ClientStream implements LocalSession {
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
   private paused = false;
+  /** Stopped reading because the edge as a whole has too many publishes unconfirmed; told when not. */
+  private waitingForRoom = false;
+  private readonly roomAgain = (): void => {
+    this.waitingForRoom = false;
+    this.updateFlow();
+  };
   private authTimer: NodeJS.Timeout | undefined;
   private username: string | undefined;
   private session: BoundSession | undefined;
@@ -108,7 +114,7 @@ export class ClientStream implements LocalSession {
     this.ctx = ctx;
     this.transport = transport;
     this.log = log;
-    this.window = new PublishWindow(ctx.deps.bus, () => this.updateFlow());
+    this.window = new PublishWindow(ctx.deps.bus, ctx.ingress, () => this.updateFlow());
     this.sasl = new SaslNegotiation({
       server: ctx.sasl,
       throttle: ctx.throttle,
@@ -251,14 +257,16 @@ export class ClientStream implements LocalSession {
   }
 
   private updateFlow(): void {
-    const load = this.queued + this.window.inflight;
-    if (!this.paused && load >= HIGH_WATER) {
-      this.paused = true;
-      this.transport.pause();
-    } else if (this.paused && load <= LOW_WATER) {
-      this.paused = false;
-      this.transport.resume();
+    if (!this.waitingForRoom && !this.closing && this.ctx.ingress.exhausted) {
+      this.waitingForRoom = true;
+      this.ctx.ingress.whenRoom(this.roomAgain);
     }
+    const load = this.queued + this.window.inflight;
+    const hold = this.waitingForRoom || load >= HIGH_WATER || (this.paused && load > LOW_WATER);
+    if (hold === this.paused) return;
+    this.paused = hold;
+    if (hold) this.transport.pause();
+    else this.transport.resume();
   }
 
   // --- stream level ------------------------------------------------------------------------------------
@@ -371,6 +379,7 @@ export class ClientStream implements LocalSession {
   private shutDown(): void {
     if (this.closing) return;
     this.closing = true;
+    this.ctx.ingress.forget(this.roomAgain);
     clearTimeout(this.authTimer);
     this.parser?.close();
     this.parser = undefined;

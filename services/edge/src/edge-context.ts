@@ -3,6 +3,7 @@ import type { SecureContext } from 'node:tls';
 import type { RoleDeps } from '@starling/core';
 import type { DeliveryPayload } from '@starling/ports';
 import type { SaslServerOptions } from '@starling/features';
+import type { IngressBudget } from './ingress-budget.ts';
 import type { LoginThrottle } from './login-throttle.ts';
 import type { Caps } from './stream-features.ts';
 
@@ -24,4 +25,6 @@ export interface EdgeContext {
   readonly sasl: SaslServerOptions;
   /** Sessions of this edge by session id; Delivery looks them up here. */
   readonly sessions: Map<string, LocalSession>;
+  /** Publishes of all this edge's streams that the bus has not confirmed yet. */
+  readonly ingress: IngressBudget;
 }

@@ -10,6 +10,7 @@ import { Jid } from '@starling/xmpp';
 import { ClientStream } from './client-stream.ts';
 import type { EdgeContext, LocalSession } from './edge-context.ts';
 import { createHttpEndpoint } from './http-endpoint.ts';
+import { IngressBudget } from './ingress-budget.ts';
 import { LoginThrottle } from './login-throttle.ts';
 import { SocketTransport } from './socket-transport.ts';
 import type { Caps } from './stream-features.ts';
@@ -84,6 +85,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       fakeSaltKey: randomBytes(32),
     },
     sessions,
+    ingress: new IngressBudget(config.limits.unconfirmedStanzas),
   };
   const streams = new Set<ClientStream>();
   const perAddress = new Map<string, number>();

@@ -7,6 +7,7 @@ import { waitFor } from '@starling/ports/contracts';
 import { INGRESS_HEADER } from '@starling/telemetry';
 import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { IngressBudget } from './ingress-budget.ts';
 import { PublishWindow } from './publish-window.ts';
 
 let recorder: SpanRecorder;
@@ -31,13 +32,15 @@ it('starts the trace at ingress and stamps the ingress time, which a republish k
     return Promise.resolve();
   });
   const pressure: number[] = [];
-  const window = new PublishWindow(bus, (n) => pressure.push(n));
+  const budget = new IngressBudget(10);
+  const window = new PublishWindow(bus, budget, (n) => pressure.push(n));
   const before = Date.now();
   await window.publish(TOPIC_STANZAS, 'juliet@example.com', '{"t":"stanza"}', 'message');
   await window.drain();
   await waitFor(() => got.length === 1, 5_000, 'the republished record');
   await bus.close();
   expect(pressure).toEqual([1, 0]);
+  expect(budget.unconfirmed).toBe(0);
 
   const ingress = await recorder.one('xmpp.ingress message');
   expect(ingress.kind).toBe(SpanKind.SERVER);

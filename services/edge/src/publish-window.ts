@@ -3,6 +3,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { busPublishSeconds } from '@starling/core';
 import type { StanzaBus } from '@starling/ports';
 import { ATTR_MESSAGING_DESTINATION_NAME, INGRESS_HEADER, inSpan } from '@starling/telemetry';
+import type { IngressBudget } from './ingress-budget.ts';
 
 /** Tells whether a connection should stop or restart reading. */
 export type PressureListener = (pressure: number) => void;
@@ -14,12 +15,15 @@ export type PressureListener = (pressure: number) => void;
  */
 export class PublishWindow {
   private readonly bus: StanzaBus;
+  private readonly budget: IngressBudget;
   private readonly onChange: PressureListener;
   private inflightCount = 0;
   private readonly settled = new Set<Promise<void>>();
 
-  constructor(bus: StanzaBus, onChange: PressureListener) {
+  /** `budget` is shared by every connection of the edge; this window counts its publishes there too. */
+  constructor(bus: StanzaBus, budget: IngressBudget, onChange: PressureListener) {
     this.bus = bus;
+    this.budget = budget;
     this.onChange = onChange;
   }
 
@@ -33,6 +37,7 @@ export class PublishWindow {
    */
   publish(topic: string, key: string, value: string, what?: string): Promise<void> {
     this.inflightCount += 1;
+    this.budget.take();
     this.onChange(this.inflightCount);
     const timer = busPublishSeconds.labels(topic).startTimer();
     const headers = { [INGRESS_HEADER]: String(Date.now()) };
@@ -61,6 +66,7 @@ export class PublishWindow {
   private release(done: Promise<void>): void {
     this.settled.delete(done);
     this.inflightCount -= 1;
+    this.budget.give();
     this.onChange(this.inflightCount);
   }
 }
