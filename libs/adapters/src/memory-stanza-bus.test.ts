@@ -5,10 +5,14 @@ import { describeStanzaBusContract, waitFor } from '@starling/ports/contracts';
 import { inSpan } from '@starling/telemetry';
 import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryStanzaBus } from './memory-stanza-bus.ts';
+import { MemoryStanzaBus, type Pressure } from './memory-stanza-bus.ts';
 
 describeStanzaBusContract('MemoryStanzaBus', ({ onError }) =>
   Promise.resolve(new MemoryStanzaBus({ onError })),
+);
+
+describeStanzaBusContract('MemoryStanzaBus ingress view', ({ onError }) =>
+  Promise.resolve(new MemoryStanzaBus({ onError, highWater: 8 }).ingress()),
 );
 
 function collect(into: BusRecord[]): (record: BusRecord) => Promise<void> {
@@ -206,7 +210,84 @@ describe('MemoryStanzaBus', () => {
     expect(handled).toBeGreaterThan(10);
   });
 
+  it("holds ingress publishes while a group is behind, in order, and never the handlers' own", async () => {
+    const pressure: (Pressure | undefined)[] = [];
+    const bus = new MemoryStanzaBus({ highWater: 4, onPressure: (behind) => pressure.push(behind) });
+    const ingress = bus.ingress();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const got: string[] = [];
+    await bus.subscribe('t', 'slow', async (record) => {
+      got.push(record.value);
+      await gate;
+    });
+    // One key: the first record runs and holds the others back, so they stay queued.
+    for (const value of ['1', '2', '3', '4', '5']) await bus.publish('t', 'k', value);
+    await waitFor(() => got.length === 1);
+    expect(pressure).toEqual([{ topic: 't', group: 'slow', queued: 4 }]);
+
+    let settled = 0;
+    const held = ['i1', 'i2', 'i3'].map((value) => ingress.publish('t', 'k', value).then(() => settled++));
+    // The group's handlers publish on as ever: waiting for room only they can make would stop them.
+    await bus.publish('t', 'other', 'from-a-handler');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled).toBe(0);
+
+    release();
+    await Promise.all(held);
+    // Held until the group was down to half of highWater (2 queued), then appended in order: two of them
+    // bring it to highWater again, so the third waits for the next time it is down to half.
+    const behind = { topic: 't', group: 'slow', queued: 4 };
+    expect(pressure).toEqual([behind, undefined, behind, undefined]);
+    await waitFor(() => got.length === 9);
+    expect(got.filter((value) => value !== 'from-a-handler')).toEqual([
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+      'i1',
+      'i2',
+      'i3',
+    ]);
+    await bus.close();
+  });
+
+  it('lets ingress go on when the group that was behind loses its members', async () => {
+    const bus = new MemoryStanzaBus({ highWater: 2 });
+    const sub = await bus.subscribe('t', 'slow', () => new Promise<void>(() => undefined));
+    await bus.subscribe('t', 'fast', () => Promise.resolve());
+    for (const value of ['1', '2', '3']) await bus.publish('t', 'k', value);
+    let settled = false;
+    const held = bus
+      .ingress()
+      .publish('t', 'k', 'in')
+      .then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled).toBe(false);
+    // Leaving waits for the handler that never settles; the group stops holding ingress at once.
+    void sub.close();
+    await held;
+    expect(settled).toBe(true);
+  });
+
+  it('refuses held ingress publishes once close() gave up waiting for the groups', async () => {
+    const bus = new MemoryStanzaBus({ highWater: 2, drainTimeoutMs: 100 });
+    let handled = 0;
+    await bus.subscribe('t', 'stuck', () => {
+      handled++;
+      return new Promise<void>(() => undefined);
+    });
+    for (const value of ['1', '2', '3']) await bus.publish('t', 'k', value);
+    const held = bus.ingress().publish('t', 'k', 'in');
+    const closing = bus.close();
+    await expect(held).rejects.toThrow('stanza bus closed');
+    expect(handled).toBe(1);
+    void closing;
+  });
+
   it('refuses nonsensical options', () => {
+    expect(() => new MemoryStanzaBus({ highWater: 0 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ partitions: 0 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ maxBuffered: 1.5 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ drainTimeoutMs: 0 })).toThrow(RangeError);

@@ -17,6 +17,20 @@ export interface MemoryStanzaBusOptions {
    * handlers publish meanwhile) before it stops taking records. Default 10 000 ms.
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * Records queued for one group (not yet handed to a handler) at which the publishes of `ingress()` start
+   * to wait; they go on once every group is down to half of it. Default 20 000.
+   */
+  readonly highWater?: number;
+  /** Told when ingress starts waiting (with the group that is behind) and when it goes on (`undefined`). */
+  readonly onPressure?: (behind: Pressure | undefined) => void;
+}
+
+/** A group too far behind, which holds back the publishes of `ingress()`. */
+export interface Pressure {
+  readonly topic: string;
+  readonly group: string;
+  readonly queued: number;
 }
 
 const DONE: Promise<void> = Promise.resolve();
@@ -66,6 +80,7 @@ interface PartitionQueue {
 }
 
 interface Group {
+  readonly topic: string;
   readonly name: string;
   readonly members: Member[];
   readonly queues: (PartitionQueue | undefined)[];
@@ -77,6 +92,13 @@ interface Topic {
   readonly groups: Map<string, Group>;
   /** Records published before any group subscribed; the first group takes them. */
   early: BusRecord[];
+}
+
+/** An ingress publish waiting for the groups to catch up. */
+interface Held {
+  readonly record: BusRecord;
+  readonly resolve: (appended: Promise<void>) => void;
+  readonly reject: (err: Error) => void;
 }
 
 /** Same idea as Kafka's default partitioner (a hash of the key), with FNV-1a instead of murmur2. */
@@ -106,13 +128,27 @@ function positiveInteger(value: number, what: string): number {
  * durable once it is in memory, so publish resolves at once; close() first lets the groups work through
  * what is queued, since nothing else would keep it. Traced like the Kafka bus: the publish's trace context
  * travels in the record's headers and each handler runs in a span that continues it.
+ *
+ * Memory is the bound, so a group that falls behind must slow down what comes in: the view `ingress()`,
+ * given to the edge, holds its publishes (in order) while a group has `highWater` records queued, and the
+ * edge stops reading from connections whose publishes wait. Handlers' own publishes never wait: roles
+ * publish to each other in a cycle (router to presence, presence to itself), and a handler waiting for
+ * room that only handlers can make would stop them all. What handlers publish is bounded by what came in.
  */
 export class MemoryStanzaBus implements StanzaBus {
   readonly #partitions: number;
   readonly #onError: (err: unknown, record: BusRecord) => void;
   readonly #maxBuffered: number;
   readonly #drainTimeout: number;
+  readonly #highWater: number;
+  readonly #lowWater: number;
+  readonly #onPressure: ((behind: Pressure | undefined) => void) | undefined;
   readonly #topics = new Map<string, Topic>();
+  /** Whether a group is at `highWater`, so ingress publishes are held. */
+  #pressed = false;
+  /** Ingress publishes held, oldest first from `#heldHead`. */
+  #held: (Held | undefined)[] = [];
+  #heldHead = 0;
   #closing: Promise<void> | undefined;
   /** Set once close() stopped taking records (after the drain). */
   #closed = false;
@@ -121,6 +157,9 @@ export class MemoryStanzaBus implements StanzaBus {
     this.#partitions = positiveInteger(options.partitions ?? 16, 'partitions');
     this.#maxBuffered = positiveInteger(options.maxBuffered ?? 10_000, 'maxBuffered');
     this.#drainTimeout = positiveInteger(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs');
+    this.#highWater = positiveInteger(options.highWater ?? 20_000, 'highWater');
+    this.#lowWater = Math.floor(this.#highWater / 2);
+    this.#onPressure = options.onPressure;
     this.#onError =
       options.onError ??
       ((err, record) => {
@@ -134,11 +173,73 @@ export class MemoryStanzaBus implements StanzaBus {
     value: string,
     headers?: Readonly<Record<string, string>>,
   ): Promise<void> {
+    return this.#publish(topic, key, value, headers, false);
+  }
+
+  /**
+   * The same bus, whose publishes wait while a group is too far behind (see the class comment): for
+   * publishers outside the bus's handlers, which is to say the edge.
+   */
+  ingress(): StanzaBus {
+    return {
+      publish: (topic, key, value, headers) => this.#publish(topic, key, value, headers, true),
+      subscribe: (topic, group, handler) => this.subscribe(topic, group, handler),
+      close: () => this.close(),
+    };
+  }
+
+  #publish(
+    topic: string,
+    key: string,
+    value: string,
+    headers: Readonly<Record<string, string>> | undefined,
+    ingress: boolean,
+  ): Promise<void> {
     // While close() drains, handlers still publish (a router's archive copies, say).
     if (this.#closed) return Promise.reject(new Error('stanza bus closed'));
-    return tracePublish(SYSTEM, topic, undefined, headers, (carried) =>
-      this.#append({ topic, key, value, headers: Object.keys(carried).length > 0 ? carried : NO_HEADERS }),
-    );
+    return tracePublish(SYSTEM, topic, undefined, headers, (carried) => {
+      const record = { topic, key, value, headers: Object.keys(carried).length > 0 ? carried : NO_HEADERS };
+      // Behind ingress records already held, an ingress record waits too: ingress keeps its order.
+      if (!ingress || (!this.#pressed && this.#heldHead === this.#held.length)) return this.#append(record);
+      return new Promise<void>((resolve, reject) => {
+        this.#held.push({ record, resolve, reject });
+      });
+    });
+  }
+
+  /** Hands the held ingress records to the groups, in order, until one is at `highWater` again. */
+  #releaseHeld(): void {
+    while (!this.#pressed && this.#heldHead < this.#held.length) {
+      const held = this.#held[this.#heldHead] as Held;
+      this.#held[this.#heldHead] = undefined;
+      this.#heldHead++;
+      held.resolve(this.#append(held.record));
+    }
+    if (this.#heldHead === this.#held.length) {
+      this.#held = [];
+      this.#heldHead = 0;
+    } else if (this.#heldHead >= COMPACT_AFTER && this.#heldHead * 2 >= this.#held.length) {
+      this.#held = this.#held.slice(this.#heldHead);
+      this.#heldHead = 0;
+    }
+  }
+
+  #press(group: Group): void {
+    this.#pressed = true;
+    this.#onPressure?.({ topic: group.topic, group: group.name, queued: group.waiting });
+  }
+
+  /** Ingress goes on once every group with members is down to `lowWater`. */
+  #maybeRelease(): void {
+    for (const state of this.#topics.values()) {
+      for (const group of state.groups.values()) {
+        if (group.members.length > 0 && group.waiting > this.#lowWater) return;
+      }
+    }
+    this.#pressed = false;
+    this.#onPressure?.(undefined);
+    // Not inside the handler's bookkeeping that got here; the held records go on in order.
+    queueMicrotask(() => this.#releaseHeld());
   }
 
   #append(record: BusRecord): Promise<void> {
@@ -165,7 +266,7 @@ export class MemoryStanzaBus implements StanzaBus {
     const state = this.#topic(topic);
     let joined = state.groups.get(group);
     if (!joined) {
-      joined = { name: group, members: [], queues: [], waiting: 0 };
+      joined = { topic, name: group, members: [], queues: [], waiting: 0 };
       state.groups.set(group, joined);
       if (state.groups.size === 1) {
         for (const record of state.early) {
@@ -176,6 +277,7 @@ export class MemoryStanzaBus implements StanzaBus {
     }
     const member: Member = { handler, inFlight: 0, idle: undefined, left: undefined };
     joined.members.push(member);
+    if (!this.#pressed && joined.waiting >= this.#highWater) this.#press(joined);
     for (const queue of joined.queues) {
       if (queue && queue.head < queue.records.length) this.#schedule(joined, queue);
     }
@@ -194,6 +296,10 @@ export class MemoryStanzaBus implements StanzaBus {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_CHECK_MS));
     }
     this.#closed = true;
+    const refused = new Error('stanza bus closed');
+    for (let i = this.#heldHead; i < this.#held.length; i++) this.#held[i]?.reject(refused);
+    this.#held = [];
+    this.#heldHead = 0;
     const leaving: Promise<void>[] = [];
     for (const state of this.#topics.values()) {
       for (const group of state.groups.values()) {
@@ -206,6 +312,7 @@ export class MemoryStanzaBus implements StanzaBus {
 
   /** Whether a group with members has records queued or handlers running. */
   #busy(): boolean {
+    if (this.#heldHead < this.#held.length) return true;
     for (const state of this.#topics.values()) {
       for (const group of state.groups.values()) {
         if (group.members.length === 0) continue;
@@ -240,6 +347,7 @@ export class MemoryStanzaBus implements StanzaBus {
       scheduled: false,
     });
     group.waiting++;
+    if (group.waiting >= this.#highWater && !this.#pressed && group.members.length > 0) this.#press(group);
     if (queue.claimed.has(record.key)) {
       const later = queue.parked.get(record.key);
       if (later) later.push(record);
@@ -285,6 +393,8 @@ export class MemoryStanzaBus implements StanzaBus {
       queue.records[queue.head] = undefined;
       queue.head++;
       group.waiting--;
+      // A group that is behind comes down through lowWater one record at a time.
+      if (this.#pressed && group.waiting === this.#lowWater) this.#maybeRelease();
       // Under steady load the queue may never empty, so the consumed prefix is dropped as it goes.
       if (queue.head >= COMPACT_AFTER && queue.head * 2 >= queue.records.length) compact(queue);
       queue.running++;
@@ -332,6 +442,8 @@ export class MemoryStanzaBus implements StanzaBus {
     if (member.left) return member.left;
     const index = group.members.indexOf(member);
     if (index !== -1) group.members.splice(index, 1);
+    // A group left with no members no longer holds ingress back (its records are bounded by maxBuffered).
+    if (this.#pressed && group.members.length === 0) this.#maybeRelease();
     member.left =
       member.inFlight === 0
         ? DONE

@@ -85,3 +85,16 @@ export const archiveMoveFailures = new Counter({
   help: 'Moves of staged archive rows into the indexed archive that failed (embedded store); the rows stay staged for the next move.',
   registers: [metricsRegistry],
 });
+
+export const busBackpressure = new Gauge({
+  name: 'xmpp_bus_backpressure',
+  help: 'Whether the embedded bus holds back what the edge publishes (1) because a consumer group fell too far behind; connections then stop being read until it caught up.',
+  registers: [metricsRegistry],
+});
+
+export const busBackpressureEvents = new Counter({
+  name: 'xmpp_bus_backpressure_total',
+  help: 'Times the embedded bus started holding back what the edge publishes, by the topic and consumer group that was behind.',
+  labelNames: ['topic', 'group'] as const,
+  registers: [metricsRegistry],
+});

@@ -5,6 +5,8 @@ import { openSqliteStore } from '@starling/store';
 import {
   archiveMoveFailures,
   archiveStagedRows,
+  busBackpressure,
+  busBackpressureEvents,
   type Config,
   type Feature,
   type Logger,
@@ -54,8 +56,21 @@ export async function startEmbedded(
       },
     },
   });
+  let pressureLogged = 0;
   const bus = new MemoryStanzaBus({
     onError: (err, record) => log.error({ err, topic: record.topic }, 'bus handler failed'),
+    onPressure: (behind) => {
+      busBackpressure.set(behind === undefined ? 0 : 1);
+      if (behind === undefined) return;
+      busBackpressureEvents.labels(behind.topic, behind.group).inc();
+      // An overloaded server may hold and go on many times a second: one line a minute tells the operator.
+      if (Date.now() - pressureLogged < 60_000) return;
+      pressureLogged = Date.now();
+      log.warn(
+        behind,
+        'bus: a consumer group fell behind; connections are read more slowly until it caught up',
+      );
+    },
   });
   const registry = new MemorySessionRegistry();
   const delivery = new LocalDelivery();
@@ -81,6 +96,7 @@ export async function startEmbedded(
     roles.push(await startRouter(deps));
     edge = await startEdge({
       ...deps,
+      bus: bus.ingress(),
       edgeId: 'edge-0',
       tls: { cert: tls.cert, key: tls.key },
       metricsOnHttp: true,
