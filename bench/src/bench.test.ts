@@ -81,6 +81,7 @@ describe('the load generator', () => {
       rate: 200,
       seconds: 2,
       warmupSeconds: 1,
+      drainSeconds: 10,
       bodyBytes: 64,
     });
     await inPool(connections.length, 10, (index) => connections[index]!.close());

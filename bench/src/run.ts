@@ -37,6 +37,8 @@ const USAGE = `Usage: npm run bench -- --server ${SERVER_KINDS.join('|')} --scen
   --rates A,B,...                 chat-max: the rates tried, in order (default 5000,10000,15000,20000)
   --seconds N                     measured seconds (default 20)
   --warmup N                      chat: seconds sent before measuring (default 3)
+  --drain N                       chat: seconds to wait for deliveries after sending; what has not
+                                  arrived by then counts as lost (default 10)
   --users N --roster N            presence: users online and contacts each (default 400, 100)
   --idle N                        storm: seconds idle before memory is read (default 5)
   --concurrency N                 logins in flight at once (default 50)
@@ -87,6 +89,7 @@ function parse(argv: string[]) {
         rates: { type: 'string' },
         seconds: { type: 'string' },
         warmup: { type: 'string' },
+        drain: { type: 'string' },
         users: { type: 'string' },
         roster: { type: 'string' },
         idle: { type: 'string' },
@@ -121,6 +124,7 @@ function parse(argv: string[]) {
     rates,
     seconds: count(values.seconds, 20, 'seconds'),
     warmup: count(values.warmup, 3, 'warmup'),
+    drain: count(values.drain, 10, 'drain'),
     users,
     roster,
     idle: count(values.idle, 5, 'idle'),
@@ -203,6 +207,7 @@ async function runScenario(ctx: ScenarioContext, options: Options): Promise<Scen
           rate,
           seconds: options.seconds,
           warmupSeconds: options.warmup,
+          drainSeconds: options.drain,
           bodyBytes: 64,
         });
         if (options.scenario === 'chat-max') ctx.log(describe(result));

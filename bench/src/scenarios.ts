@@ -231,6 +231,8 @@ export interface ChatOptions {
   readonly rate: number;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /** Seconds to wait after sending for what is still on its way; missing after that counts as lost. */
+  readonly drainSeconds: number;
   readonly bodyBytes: number;
 }
 
@@ -290,7 +292,7 @@ export async function chat(
   });
   windowEnd = now();
   const usage = usageBetween(before, sampleComponents(ctx.components));
-  const drainUntil = now() + 10_000;
+  const drainUntil = now() + options.drainSeconds * 1000;
   while (delivered < sent && now() < drainUntil) await sleep(20);
   const windowSeconds = (windowEnd - measureFrom) / 1000;
   const backendFigures = await perOperation(ctx, await countedBefore, sent - warmupCount, 'msg');
