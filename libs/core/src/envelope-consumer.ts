@@ -9,10 +9,19 @@ const REPLAY_WINDOW = 100_000;
 
 export type EnvelopeHandler = (envelope: Envelope, record: BusRecord) => Promise<void>;
 
+/** How a topic with envelopes of its own (the archive topic) is read. */
+export interface EnvelopeReading<E extends { readonly id: string }> {
+  readonly decode: (value: string) => E;
+  /**
+   * Envelopes whose handling twice does no harm (a write that keeps the first copy of an id): they skip
+   * the replay guard, which then neither spends a lookup nor keeps their ids.
+   */
+  readonly idempotent?: (envelope: E) => boolean;
+}
+
 /**
  * Subscribes `group` to `topic` and hands each new envelope to `handle`. Undecodable records and
  * replays are dropped; a handler failure is logged and the consumer goes on with the next record.
- * Topics with envelopes of their own (the archive topic) pass their decoder.
  */
 export function subscribeEnvelopes(
   bus: StanzaBus,
@@ -27,7 +36,7 @@ export function subscribeEnvelopes<E extends { readonly id: string }>(
   group: string,
   log: Logger,
   handle: (envelope: E, record: BusRecord) => Promise<void>,
-  decode: (value: string) => E,
+  reading: EnvelopeReading<E>,
 ): Promise<BusSubscription>;
 export function subscribeEnvelopes(
   bus: StanzaBus,
@@ -35,8 +44,9 @@ export function subscribeEnvelopes(
   group: string,
   log: Logger,
   handle: (envelope: Envelope, record: BusRecord) => Promise<void>,
-  decode: (value: string) => Envelope = decodeEnvelope,
+  reading: EnvelopeReading<Envelope> = { decode: decodeEnvelope },
 ): Promise<BusSubscription> {
+  const { decode, idempotent } = reading;
   const replays = new ReplayGuard(REPLAY_WINDOW);
   return bus.subscribe(topic, group, async (record) => {
     let envelope: Envelope;
@@ -46,7 +56,7 @@ export function subscribeEnvelopes(
       log.error({ err, topic, key: record.key }, 'undecodable record dropped');
       return;
     }
-    if (!replays.admit(envelope.id)) {
+    if (idempotent?.(envelope) !== true && !replays.admit(envelope.id)) {
       log.debug({ id: envelope.id, topic }, 'replayed record dropped');
       return;
     }

@@ -55,7 +55,10 @@ export type Envelope = StanzaEnvelope | SessionEndEnvelope;
 /** A routed message to add to the archive of a local account (XEP-0313 §3). */
 export interface ArchiveWriteEnvelope {
   readonly t: 'archive-write';
-  /** Unique per record; replays with the same id are dropped. */
+  /**
+   * Unique per record: the owner and the stanza id. Not checked against replays: stores keep the first
+   * entry of a stanza id in an archive, so a replay changes nothing.
+   */
   readonly id: string;
   /** Bare JID of the archive's owner, the record's key. */
   readonly owner: string;

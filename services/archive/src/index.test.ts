@@ -163,6 +163,38 @@ describe('the archive role', () => {
     expect(await answer(BALCONY, 'q2')).toMatchObject({ bodies: ['What light'], ids: [stanzaId] });
   });
 
+  it('keeps one entry for a write that comes twice, and answers a query that comes twice once', async () => {
+    const juliet = await bind(BALCONY);
+    const write = encodeEnvelope({
+      t: 'archive-write',
+      id: `${JULIET}/sid-1`,
+      owner: JULIET,
+      stanzaId: 'sid-1',
+      with: ROMEO,
+      direction: 'in',
+      ts: Date.now(),
+      xml: `<message type="chat" from="${ORCHARD}" to="${JULIET}"><body>Twice</body></message>`,
+    });
+    await bus.publish(TOPIC_ARCHIVE, JULIET, write);
+    await bus.publish(TOPIC_ARCHIVE, JULIET, write);
+    const asked = encodeEnvelope({
+      t: 'mam-query',
+      id: randomUUID(),
+      owner: JULIET,
+      from: BALCONY,
+      sessionId: juliet.sessionId,
+      edgeId: EDGE,
+      ts: Date.now(),
+      xml: query('once'),
+    });
+    await bus.publish(TOPIC_ARCHIVE, JULIET, asked);
+    await bus.publish(TOPIC_ARCHIVE, JULIET, asked);
+    await send(juliet, query('after'));
+    expect(await answer(BALCONY, 'once')).toMatchObject({ bodies: ['Twice'], ids: ['sid-1'] });
+    // The next answer is the later query's: the replayed one was dropped.
+    expect(await answer(BALCONY, 'after')).toMatchObject({ bodies: ['Twice'] });
+  });
+
   it('drops undecodable records and goes on with the next', async () => {
     const juliet = await bind(BALCONY);
     await bus.publish(TOPIC_ARCHIVE, JULIET, '{"t":"stanza"}');

@@ -34,7 +34,8 @@ export async function startArchive(deps: RoleDeps): Promise<RoleHandle> {
     GROUP_ARCHIVE,
     log,
     dispatch,
-    decodeArchiveEnvelope,
+    // Stores keep the first copy of an archived id, so only MAM queries need the replay guard.
+    { decode: decodeArchiveEnvelope, idempotent: (envelope) => envelope.t === 'archive-write' },
   );
   return {
     close: () => subscription.close(),
