@@ -1,11 +1,19 @@
 // Each cluster role's internal HTTP endpoint: /metrics for Prometheus, /healthz and /readyz for Kubernetes.
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { metricsRegistry } from './metrics.ts';
 
 export interface OpsServer {
   readonly port: number;
   close(): Promise<void>;
+}
+
+/** Answers with every metric of this process in the Prometheus text format (500 if collecting failed). */
+export function writeMetrics(response: ServerResponse): void {
+  metricsRegistry.metrics().then(
+    (text) => response.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text),
+    () => response.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+  );
 }
 
 /**
@@ -29,10 +37,7 @@ export async function startOpsServer(
         .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
         .end(ok ? '{"status":"ready"}' : '{"status":"not ready"}');
     } else if (path === '/metrics') {
-      metricsRegistry.metrics().then(
-        (text) => response.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text),
-        () => response.writeHead(500).end(),
-      );
+      writeMetrics(response);
     } else {
       response.writeHead(404).end();
     }

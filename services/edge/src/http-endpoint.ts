@@ -1,7 +1,7 @@
 // The HTTP listener: RFC 7395 WebSocket at /xmpp-websocket (subprotocol "xmpp" required), /healthz, /readyz,
 // and in the embedded server /metrics for clients on this machine.
 import { isIP } from 'node:net';
-import { metricsRegistry } from '@starling/core';
+import { writeMetrics } from '@starling/core';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -56,10 +56,7 @@ function serveMetrics(request: IncomingMessage, response: ServerResponse): void 
     json(response, 403, { status: 'forbidden', reason: '/metrics answers clients on this machine only' });
     return;
   }
-  metricsRegistry.metrics().then(
-    (text) => response.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text),
-    () => json(response, 500, { status: 'metrics unavailable' }),
-  );
+  writeMetrics(response);
 }
 
 function refuse(socket: Duplex, status: string): void {
