@@ -116,6 +116,25 @@ describe('KafkaStanzaBus', () => {
     expect(() => new KafkaStanzaBus({ ...base, fetchMaxWaitMs: 1.5 })).toThrow(/fetchMaxWaitMs/);
   });
 
+  it('logs nothing above info on a healthy start, publish and consume', async () => {
+    const loud: string[] = [];
+    const bus = await newBus({
+      log: (level, message) => {
+        if (level === 'warn' || level === 'error') loud.push(`${level}: ${message}`);
+      },
+    });
+    const topic = unique('t');
+    const got = deferred<BusRecord>();
+    await bus.subscribe(topic, unique('g'), (record) => {
+      got.resolve(record);
+      return Promise.resolve();
+    });
+    await bus.publish(topic, 'juliet@example.com', 'v');
+    await within(got.promise, 20_000, 'the record');
+    await bus.close();
+    expect(loud).toEqual([]);
+  });
+
   it('rejects publish and subscribe after close', async () => {
     const bus = await newBus();
     await bus.close();

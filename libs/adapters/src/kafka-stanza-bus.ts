@@ -739,8 +739,12 @@ export class KafkaStanzaBus implements StanzaBus {
         }: LogEntry) => {
           // kafkajs logs each error response of a broker at error level, including the retriable ones a
           // starting or rebalancing group answers with; those that matter surface as rejected calls, which
-          // the bus reports itself, so they stay at debug here.
-          const routine = namespace === 'Connection' && message.startsWith('Response ');
+          // the bus reports itself, so they stay at debug here. So does its warning, at each producer's
+          // start, that bounded retries may break exactly-once delivery: the bus bounds them on purpose and
+          // replaces a producer whose send failed for good (see #connectedProducer).
+          const routine =
+            (namespace === 'Connection' && message.startsWith('Response ')) ||
+            message.startsWith('Limiting retries for the idempotent producer');
           log(routine ? 'debug' : (LEVELS.get(level) ?? 'debug'), `${namespace}: ${message}`, fields);
         },
     });
