@@ -37,6 +37,8 @@ const ENTRY = new URL('./archive-worker-entry.js', import.meta.url);
 const GATHER_MS = 5;
 /** Rows that go to the thread at once, without waiting for GATHER_MS. */
 const GATHER_ROWS = 512;
+/** Room for a gathered batch of the largest stanzas (512 × 256 KB) besides the thread's own. */
+const MAX_HEAP_MB = 256;
 
 /** The archive in `options.file`, kept by a thread that starts with the first call. */
 export function openArchiveThread(
@@ -50,7 +52,10 @@ export function openArchiveThread(
   let closing: Promise<void> | undefined;
 
   function start(): Worker {
-    const started = new Worker(ENTRY, { workerData: options });
+    const started = new Worker(ENTRY, {
+      workerData: options,
+      resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? MAX_HEAP_MB },
+    });
     let failure: Error | undefined;
     started.on('message', (reply: ArchiveReply) => {
       observer.staged?.(reply.staged);

@@ -31,6 +31,11 @@ export interface ArchiveThreadOptions {
   readonly moveRows?: number;
   /** Milliseconds without an append after which the staged rows are moved (QUIET_MS unless set). */
   readonly quietMs?: number;
+  /**
+   * The thread's heap, in MB. Past it the thread stops (the calls under way fail; rows it staged are in
+   * its file, and the next call starts another thread), not the server. Default 256.
+   */
+  readonly maxHeapMb?: number;
 }
 
 /** One entry on its way to the thread: username, id, with, ts, direction, stanza. */

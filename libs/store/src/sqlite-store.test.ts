@@ -257,6 +257,23 @@ describe('openSqliteStore', () => {
     await store.close();
   });
 
+  it('starts the archive thread again after it stopped, with the rows it had staged', async () => {
+    const file = join(dir, 'starling.db');
+    const store = await openSqliteStore(file, { archive: { quietMs: 60_000, maxHeapMb: 32 } });
+    await store.archive.append('juliet', entry('before', 1));
+    // Far more than the thread's heap in one call: the thread stops, the call fails, the server goes on.
+    const huge = 'x'.repeat(8 * 1024 * 1024);
+    const oversized = Array.from({ length: 16 }, (_, n) => ({
+      username: 'juliet',
+      entry: { ...entry(`big${String(n)}`, 2 + n), stanza: huge },
+    }));
+    await expect(store.archive.appendMany(oversized)).rejects.toThrow(/its thread stopped.*memory/);
+    // The next call starts another thread, which finds the row the first one staged.
+    await store.archive.append('juliet', entry('after', 30));
+    expect(ids(await store.archive.query('juliet', { max: 10 }))).toEqual(['before', 'after']);
+    await store.close();
+  });
+
   it('sends appends made together to the thread as one, and keeps them before a later call', async () => {
     const file = join(dir, 'starling.db');
     const told: number[] = [];

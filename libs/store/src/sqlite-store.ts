@@ -22,12 +22,13 @@ export interface SqliteStoreOptions {
   /** The SQLite library (`defaultSqliteDriver()` unless set). */
   readonly driver?: SqliteDriverName;
   /**
-   * How the archive's thread batches its moves (tests set small ones; see archive-worker.ts), and who
-   * hears how many rows wait staged and which moves failed.
+   * How the archive's thread batches its moves (tests set small ones; see archive-worker.ts), its heap,
+   * and who hears how many rows wait staged and which moves failed.
    */
   readonly archive?: {
     readonly moveRows?: number;
     readonly quietMs?: number;
+    readonly maxHeapMb?: number;
     readonly observer?: ArchiveObserver;
   };
 }
