@@ -37,8 +37,12 @@ const ENTRY = new URL('./archive-worker-entry.js', import.meta.url);
 const GATHER_MS = 5;
 /** Rows that go to the thread at once, without waiting for GATHER_MS. */
 const GATHER_ROWS = 512;
-/** Room for a gathered batch of the largest stanzas (512 × 256 KB) besides the thread's own. */
-const MAX_HEAP_MB = 256;
+/**
+ * Room for the largest call the archive role makes, twice over: its write batcher hands over what its
+ * handlers in flight wrote (up to 1,024 of them; 256 MB of stanzas at the default stanza size limit), and
+ * the thread holds a call's rows while it stages them.
+ */
+const MAX_HEAP_MB = 1024;
 
 /** The archive in `options.file`, kept by a thread that starts with the first call. */
 export function openArchiveThread(

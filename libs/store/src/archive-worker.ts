@@ -33,7 +33,7 @@ export interface ArchiveThreadOptions {
   readonly quietMs?: number;
   /**
    * The thread's heap, in MB. Past it the thread stops (the calls under way fail; rows it staged are in
-   * its file, and the next call starts another thread), not the server. Default 256.
+   * its file, and the next call starts another thread), not the server. Default 1024.
    */
   readonly maxHeapMb?: number;
 }
