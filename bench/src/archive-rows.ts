@@ -18,6 +18,7 @@ import {
   type Database,
 } from '@starling/store';
 import { newStanzaId } from '../../libs/features/src/xep-0359-stanza-ids.ts';
+import { wholeNumber } from './args.ts';
 
 /** The indexes that may be dropped to see what each costs; the unique one is what appends rely on. */
 const INDEXES = { time: 'archive_username_ts_seq', peer: 'archive_username_with_ts_seq' } as const;
@@ -34,14 +35,6 @@ const USAGE = `Usage: npm run bench:archive-rows -- [--db FILE] [--rows N] [--ba
 interface Row {
   readonly username: string;
   readonly entry: ArchiveEntry;
-}
-
-function count(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--${name} takes a positive whole number, not "${value}"`);
-  return n;
 }
 
 /** Opens the archive file on this thread (creating and migrating it), for --direct and --without. */
@@ -71,10 +64,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const rows = count(values.rows, 100_000, 'rows');
-  const batch = count(values.batch, 32, 'batch');
-  const owners = count(values.owners, 1000, 'owners');
-  const move = values.move === undefined ? undefined : count(values.move, 0, 'move');
+  const rows = wholeNumber(values.rows, 100_000, 'rows');
+  const batch = wholeNumber(values.batch, 32, 'batch');
+  const owners = wholeNumber(values.owners, 1000, 'owners');
+  const move = values.move === undefined ? undefined : wholeNumber(values.move, 0, 'move');
   const direct = values.direct === true;
   if (direct && move !== undefined) throw new Error('--move and --direct do not go together');
   const without = (values.without ?? '').split(',').filter((name) => name !== '');

@@ -182,6 +182,46 @@ describe('measuring', () => {
     expect(wrong.stderr).toContain('--move takes a positive whole number, not "0"');
   }, 150_000);
 
+  it('compares the Kafka clients on a broker of its own, every record delivered by each', () => {
+    const script = 'bench/src/kafka-clients.ts';
+    // These two pairs take every half of both clients.
+    const pairs = ['platformatic/kafkajs', 'kafkajs/platformatic'];
+    const result = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        script,
+        '--rate',
+        '400',
+        '--seconds',
+        '5',
+        '--rounds',
+        '1',
+        '--clients',
+        pairs.join(','),
+      ],
+      { encoding: 'utf8', timeout: 150_000 },
+    );
+    expect(result.status, result.stderr).toBe(0);
+    for (const pair of pairs) {
+      const row = new RegExp(
+        `^${pair}\\s+(\\d+\\.\\d)\\s+\\d+\\s+\\d+\\s+\\d+\\s+\\d+\\s+(\\d+)/(\\d+)$`,
+        'm',
+      );
+      const match = row.exec(result.stdout);
+      expect(match, result.stdout).not.toBeNull();
+      expect(Number(match?.[1])).toBeGreaterThan(0);
+      expect(match?.[2]).toBe('2000');
+      expect(match?.[3]).toBe('2000');
+    }
+    const wrong = spawnSync(process.execPath, ['--import', 'tsx', script, '--clients', 'kafkajs'], {
+      encoding: 'utf8',
+    });
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain('--clients: "kafkajs" is neither bus nor producer/consumer');
+  }, 180_000);
+
   it('measures what an idle plain and TLS connection costs a bare Node.js server', () => {
     const script = 'bench/src/tls-floor.ts';
     const result = spawnSync(process.execPath, ['--import', 'tsx', script, '--connections', '400'], {
