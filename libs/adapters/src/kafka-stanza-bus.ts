@@ -1,9 +1,18 @@
-// StanzaBus on Apache Kafka (cluster shape), with kafkajs: keyed topics, consumer groups, commit after handling.
+// StanzaBus on Apache Kafka (cluster shape): keyed topics, consumer groups, commit after handling.
+// Publishing goes through @platformatic/kafka's producer (about half kafkajs's CPU per record, see
+// docs/benchmarks.md); consuming and topic administration through kafkajs.
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import {
+  Producer as RecordProducer,
+  compatibilityPartitioner,
+  stringSerializers,
+  type MessageToProduce,
+  type SASLOptions,
+} from '@platformatic/kafka';
 import type { BusHandler, BusRecord, BusSubscription, StanzaBus } from '@starling/ports';
 import { INGRESS_HEADER, traceConsume, tracePublish } from '@starling/telemetry';
 import {
   Kafka,
-  Partitioners,
   logLevel,
   type Admin,
   type Consumer,
@@ -12,8 +21,6 @@ import {
   type KafkaConfig,
   type KafkaMessage,
   type LogEntry,
-  type Message,
-  type Producer,
 } from 'kafkajs';
 
 /** Where the bus reports what happens below the port: client errors, crashes and restarts, rebalances. */
@@ -86,9 +93,9 @@ const LINGER_MS = 5;
 // cost the broker more than the records themselves. A crash replays at most this much more, and
 // replays are expected (duplicates are suppressed by stanza id).
 const COMMIT_INTERVAL_MS = 100;
-// kafkajs backs off up to 30 s by default; a bus must be back soon after its broker is.
+// The clients back off for long by default (kafkajs up to 30 s); a bus must be back soon after its broker is.
 const RETRY = { retries: 10, initialRetryTime: 100, maxRetryTime: 3_000 } as const;
-/** Past kafkajs's own retries of a send (about 20 s with RETRY) and a request timeout or two. */
+/** Past the producer's own retries of a send (about 20 s with RETRY) and a request timeout or two. */
 const PUBLISH_TIMEOUT_MS = 45_000;
 const REVIVE_AFTER_MS = 1_000;
 /** `messaging.system` of this bus's spans. */
@@ -104,6 +111,30 @@ const LEVELS = new Map<number, 'error' | 'warn' | 'info' | 'debug'>([
 const defaultLog: KafkaBusLog = (level, message, fields) => {
   if (level === 'error') console.error(`kafka stanza bus: ${message}`, fields);
 };
+
+const SASL_MECHANISMS = new Map<string, SASLOptions['mechanism']>([
+  ['plain', 'PLAIN'],
+  ['scram-sha-256', 'SCRAM-SHA-256'],
+  ['scram-sha-512', 'SCRAM-SHA-512'],
+]);
+
+/** The bus's `ssl` and `sasl` (in kafkajs's terms) for the producer; a mechanism it lacks is refused. */
+function producerConnection(options: KafkaStanzaBusOptions): { tls?: TlsOptions; sasl?: SASLOptions } {
+  const connection: { tls?: TlsOptions; sasl?: SASLOptions } = {};
+  if (options.ssl === true) connection.tls = {};
+  else if (typeof options.ssl === 'object') connection.tls = options.ssl;
+  const sasl = options.sasl;
+  if (sasl !== undefined) {
+    const mechanism = SASL_MECHANISMS.get(sasl.mechanism);
+    if (mechanism === undefined || !('username' in sasl)) {
+      throw new RangeError(
+        `sasl.mechanism ${sasl.mechanism} is not supported: use plain, scram-sha-256 or scram-sha-512`,
+      );
+    }
+    connection.sasl = { mechanism, username: sasl.username, password: sasl.password };
+  }
+  return connection;
+}
 
 function positiveInteger(value: number, what: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`);
@@ -144,9 +175,11 @@ function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   ]).finally(() => clearTimeout(timer));
 }
 
+type Outgoing = MessageToProduce<string, string, string, string>;
+
 interface Pending {
   readonly topic: string;
-  readonly message: Message;
+  readonly message: Outgoing;
   readonly bytes: number;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
@@ -683,7 +716,9 @@ export class KafkaStanzaBus implements StanzaBus {
   readonly #subscriptions = new Set<KafkaSubscription>();
   readonly #queue: Pending[] = [];
   #admin: Promise<Admin> | undefined;
-  #producer: Promise<Producer> | undefined;
+  #producer: RecordProducer<string, string, string, string> | undefined;
+  /** TLS and SASL for the producer, in @platformatic/kafka's terms. */
+  readonly #connection: { tls?: TlsOptions; sasl?: SASLOptions };
   /** Whether the send loop runs; it stops only when the queue is empty, with no await in between. */
   #sending = false;
   readonly #sent: (() => void)[] = [];
@@ -706,7 +741,7 @@ export class KafkaStanzaBus implements StanzaBus {
     if (this.#group.heartbeatInterval >= this.#group.sessionTimeout) {
       throw new RangeError('heartbeatIntervalMs must be below sessionTimeoutMs');
     }
-    // kafkajs refuses an idempotent producer without retries.
+    // At least one: a partition whose leader just moved refuses the first request sent to the old one.
     this.#publishRetries = positiveInteger(options.publishRetries ?? RETRY.retries, 'publishRetries');
     this.#publishTimeout = positiveInteger(
       options.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS,
@@ -716,6 +751,7 @@ export class KafkaStanzaBus implements StanzaBus {
     if (!Number.isInteger(linger) || linger < 0) throw new RangeError('lingerMs must be a whole number ≥ 0');
     this.#linger = linger;
     this.#options = options;
+    this.#connection = producerConnection(options);
     this.#log = options.log ?? defaultLog;
     this.#onError =
       options.onError ??
@@ -739,12 +775,8 @@ export class KafkaStanzaBus implements StanzaBus {
         }: LogEntry) => {
           // kafkajs logs each error response of a broker at error level, including the retriable ones a
           // starting or rebalancing group answers with; those that matter surface as rejected calls, which
-          // the bus reports itself, so they stay at debug here. So does its warning, at each producer's
-          // start, that bounded retries may break exactly-once delivery: the bus bounds them on purpose and
-          // replaces a producer whose send failed for good (see #connectedProducer).
-          const routine =
-            (namespace === 'Connection' && message.startsWith('Response ')) ||
-            message.startsWith('Limiting retries for the idempotent producer');
+          // the bus reports itself, so they stay at debug here.
+          const routine = namespace === 'Connection' && message.startsWith('Response ');
           log(routine ? 'debug' : (LEVELS.get(level) ?? 'debug'), `${namespace}: ${message}`, fields);
         },
     });
@@ -773,9 +805,9 @@ export class KafkaStanzaBus implements StanzaBus {
     return tracePublish(SYSTEM, topic, valueBytes, headers, (carried) => {
       // The record's timestamp is its ingress time on the bus; the header keeps the edge's, when given,
       // through every role that passes the record on.
-      const now = String(Date.now());
-      carried[INGRESS_HEADER] ??= now;
-      const message: Message = { key, value, timestamp: now, headers: carried };
+      const now = Date.now();
+      carried[INGRESS_HEADER] ??= String(now);
+      const message: Outgoing = { topic, key, value, timestamp: BigInt(now), headers: carried };
       let bytes = Buffer.byteLength(key) + valueBytes;
       for (const [name, text] of Object.entries(carried)) {
         bytes += Buffer.byteLength(name) + Buffer.byteLength(text);
@@ -833,14 +865,13 @@ export class KafkaStanzaBus implements StanzaBus {
     const sent = this.#sending ? new Promise<void>((resolve) => this.#sent.push(resolve)) : Promise.resolve();
     await Promise.all([...[...this.#subscriptions].map((s) => s.close()), sent]);
     this.#subscriptions.clear();
-    const clients = [this.#producer, this.#admin];
+    const [producer, admin] = [this.#producer, this.#admin];
     this.#producer = undefined;
     this.#admin = undefined;
-    await Promise.all(
-      clients.map(async (client) => {
-        await (await client?.catch(() => undefined))?.disconnect().catch(() => undefined);
-      }),
-    );
+    await Promise.all([
+      producer?.close().catch(() => undefined),
+      (async () => (await admin?.catch(() => undefined))?.disconnect().catch(() => undefined))(),
+    ]);
   }
 
   #connectedAdmin(): Promise<Admin> {
@@ -887,30 +918,29 @@ export class KafkaStanzaBus implements StanzaBus {
    * those records for duplicates, acknowledge them and drop them. So a failed producer is never used
    * again; its successor gets a new producer id.
    */
-  #connectedProducer(): Promise<Producer> {
-    if (!this.#producer) {
-      const producer = this.#kafka.producer({
-        idempotent: true,
-        // kafkajs serialises an idempotent producer's requests per broker anyway; one keeps order certain.
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { ...RETRY, retries: this.#publishRetries },
-      });
-      const connecting = producer.connect().then(() => producer);
-      this.#producer = connecting;
-      connecting.catch(() => this.#discardProducer(connecting));
-    }
+  #currentProducer(): RecordProducer<string, string, string, string> {
+    this.#producer ??= new RecordProducer({
+      clientId: this.#options.clientId,
+      bootstrapBrokers: [...this.#options.brokers],
+      ...this.#connection,
+      idempotent: true,
+      acks: -1,
+      // The send loop has one request in flight at a time, which keeps each partition's order certain.
+      maxInflights: 1,
+      autocreateTopics: false,
+      partitioner: compatibilityPartitioner,
+      serializers: stringSerializers,
+      retries: this.#publishRetries,
+      retryDelay: (_client, _operation, attempt) =>
+        Math.min(RETRY.initialRetryTime * 2 ** (attempt - 1), RETRY.maxRetryTime),
+    });
     return this.#producer;
   }
 
-  #discardProducer(failed: Promise<Producer>): void {
+  #discardProducer(failed: RecordProducer<string, string, string, string>): void {
     if (this.#producer !== failed) return;
     this.#producer = undefined;
-    void failed.then(
-      (producer) => producer.disconnect().catch(() => undefined),
-      () => undefined,
-    );
+    failed.close(true, () => undefined);
   }
 
   async #send(): Promise<void> {
@@ -956,15 +986,11 @@ export class KafkaStanzaBus implements StanzaBus {
       }),
     );
     if (ready.length === 0) return;
-    const producing = this.#connectedProducer();
+    const producer = this.#currentProducer();
     try {
-      const producer = await producing;
-      const sending = producer.sendBatch({
-        acks: -1,
-        topicMessages: ready.map(([topic, list]) => ({ topic, messages: list.map((p) => p.message) })),
-      });
-      // kafkajs bounds each request, yet a producer caught in a broker restart has been seen never to
-      // settle a send: every publish of the process would wait behind it. Past the bound the producer is
+      const sending = producer.send({ messages: ready.flatMap(([, list]) => list.map((p) => p.message)) });
+      // The client bounds each request, yet a producer caught in a broker restart has been seen (with
+      // kafkajs) never to settle a send: every publish of the process would wait behind it. Past the bound the producer is
       // replaced and the batch refused, so publishers answer errors instead of hanging.
       sending.catch(() => undefined);
       if (!(await settleWithin(sending, this.#publishTimeout))) {
@@ -972,7 +998,7 @@ export class KafkaStanzaBus implements StanzaBus {
       }
       await sending;
     } catch (err) {
-      this.#discardProducer(producing);
+      this.#discardProducer(producer);
       this.#log('warn', 'publish failed', { error: String(err) });
       for (const [, list] of ready) for (const pending of list) pending.reject(err);
       return;
