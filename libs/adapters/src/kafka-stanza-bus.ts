@@ -990,8 +990,8 @@ export class KafkaStanzaBus implements StanzaBus {
     try {
       const sending = producer.send({ messages: ready.flatMap(([, list]) => list.map((p) => p.message)) });
       // The client bounds each request, yet a producer caught in a broker restart has been seen (with
-      // kafkajs) never to settle a send: every publish of the process would wait behind it. Past the bound the producer is
-      // replaced and the batch refused, so publishers answer errors instead of hanging.
+      // kafkajs) never to settle a send: every publish of the process would wait behind it. Past the
+      // bound the producer is replaced and the batch refused, so publishers answer errors, not hang.
       sending.catch(() => undefined);
       if (!(await settleWithin(sending, this.#publishTimeout))) {
         throw new Error(`kafka: no answer to a publish within ${this.#publishTimeout} ms`);
