@@ -1,9 +1,10 @@
 // `npm run bench:kafka-clients`: what a record costs a process that publishes and consumes it through
 // Kafka, by client: kafkajs, @platformatic/kafka, either one's producer with the other's consumer, and
-// Starling's own Kafka StanzaBus. One broker (started fresh, loopback), one topic of 8 partitions per run;
-// each run is a child process that publishes at a fixed rate, in requests every 5 ms (idempotent, acks=all,
-// one request in flight) and consumes in a group of its own, committing every 100 ms. It reports its CPU
-// per record, the broker's CPU, and publish-to-delivery latency. Runs of the clients interleave.
+// Starling's own Kafka StanzaBus. One broker (started fresh, loopback, its JVM as deployed), one topic of
+// 8 partitions per run; each run is a child process that publishes at a fixed rate, in requests every
+// 5 ms (idempotent, acks=all, one request in flight) and consumes in a group of its own, committing every
+// 100 ms. It reports its CPU per record, the broker's CPU, and publish-to-delivery latency. Runs of the
+// clients interleave.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -247,7 +248,7 @@ async function main(): Promise<void> {
   }
 
   const { startKafka } = await import('../../deploy/local/kafka.ts');
-  const kafka = await startKafka({ partitions: PARTITIONS });
+  const kafka = await startKafka({ partitions: PARTITIONS, jvm: 'server' });
   const broker = kafka.brokers[0] ?? '';
   const admin = new Kafka({ clientId: 'bench-admin', brokers: [broker], logLevel: logLevel.NOTHING }).admin();
   await admin.connect();

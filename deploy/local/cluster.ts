@@ -11,7 +11,7 @@ import { loadTlsCredentials } from '@starling/all-in-one';
 import { openPostgresStore } from '@starling/store';
 import { deriveAllScramKeys } from '@starling/xmpp';
 import { connect, type ClientEndpoint } from '../../test/harness/client.ts';
-import { startKafka, type RunningKafka } from './kafka.ts';
+import { startKafka, type KafkaJvm, type RunningKafka } from './kafka.ts';
 import { endWithThisProcess, onProcessEnd } from './process-end.ts';
 import { startPostgres, type RunningPostgres } from './postgres.ts';
 import { startRedis, type RunningRedis } from './redis.ts';
@@ -76,6 +76,8 @@ export interface LocalClusterOptions {
   readonly configFile?: string;
   /** Where the roles keep their data (the generated certificate); by default a temporary directory removed at stop. */
   readonly dataDir?: string;
+  /** How the JVM of a Kafka broker started here runs (see {@link KafkaJvm}); `test` by default. */
+  readonly kafkaJvm?: KafkaJvm;
   /** Extra `node` options of every role process, before the `starling` script. */
   readonly nodeOptions?: readonly string[];
   /** Sees everything a role writes, as it comes; the cluster keeps it for `output()` as well. */
@@ -115,9 +117,13 @@ export function testRoleEnv(): Record<string, string> {
   };
 }
 
-/** Starts Kafka, Redis and PostgreSQL on free loopback ports. */
-export async function startBackends(): Promise<LocalBackends> {
-  const started = await Promise.allSettled([startPostgres(), startRedis(), startKafka({ partitions: 8 })]);
+/** Starts Kafka, Redis and PostgreSQL on free loopback ports; `kafkaJvm` as {@link startKafka} takes it. */
+export async function startBackends(options: { readonly kafkaJvm?: KafkaJvm } = {}): Promise<LocalBackends> {
+  const started = await Promise.allSettled([
+    startPostgres(),
+    startRedis(),
+    startKafka({ partitions: 8, ...(options.kafkaJvm === undefined ? {} : { jvm: options.kafkaJvm }) }),
+  ]);
   const [pg, redis, kafka] = started;
   const stopAll = async (): Promise<void> => {
     await Promise.all(started.flatMap((s) => (s.status === 'fulfilled' ? [s.value.stop()] : [])));
@@ -236,7 +242,11 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
   };
   try {
-    const backends = options.backends ?? (ownBackends = await startBackends());
+    const backends =
+      options.backends ??
+      (ownBackends = await startBackends(
+        options.kafkaJvm === undefined ? {} : { kafkaJvm: options.kafkaJvm },
+      ));
     // Test clients of this process may have turned certificate checks off; the roles keep them on.
     const { NODE_TLS_REJECT_UNAUTHORIZED: _ignored, ...inherited } = process.env;
     const env: NodeJS.ProcessEnv = {

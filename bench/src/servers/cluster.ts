@@ -45,6 +45,8 @@ export async function startCluster(options: ServerOptions): Promise<RunningServe
   let up = false;
   const cluster: LocalCluster = await startLocalCluster({
     configFile,
+    // The broker as deployed, not the quick-starting one of the tests: its CPU is part of the figures.
+    kafkaJvm: 'server',
     dataDir,
     env: {
       // Bases: edge i gets the client ports plus i, the k-th role the metrics port plus k.
