@@ -142,6 +142,24 @@ describe('KafkaStanzaBus', () => {
     expect(loud).toEqual([]);
   });
 
+  it("refuses a record the broker refuses, and logs the broker's reason, not only that producing failed", async () => {
+    const warnings: string[] = [];
+    const bus = await newBus({
+      log: (level, message, fields) => {
+        if (level === 'warn') warnings.push(`${message}: ${String(fields['error'])}`);
+      },
+    });
+    const topic = unique('t');
+    // Above the broker's message.max.bytes (1 MiB by default).
+    await expect(bus.publish(topic, 'juliet@example.com', 'x'.repeat(1_500_000))).rejects.toThrow();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      /^publish failed: .*Producing messages failed.*<- .*larger than the max message size/s,
+    );
+    // The producer that failed is replaced; the next record goes through.
+    await bus.publish(topic, 'juliet@example.com', 'fits');
+  });
+
   it('rejects publish and subscribe after close', async () => {
     const bus = await newBus();
     await bus.close();

@@ -136,6 +136,24 @@ function producerConnection(options: KafkaStanzaBusOptions): { tls?: TlsOptions;
   return connection;
 }
 
+/**
+ * An error with what it gathers: @platformatic/kafka reports a failed request as an AggregateError whose
+ * message names only the operation ("Producing messages failed."), the broker's answer in its `errors`.
+ */
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  const visit = (e: unknown, depth: number): void => {
+    if (parts.length >= 8) return;
+    parts.push(String(e));
+    if (depth >= 3 || typeof e !== 'object' || e === null) return;
+    const inner = 'errors' in e && Array.isArray(e.errors) ? (e.errors as unknown[]) : [];
+    const cause = 'cause' in e && e.cause !== undefined ? [e.cause] : [];
+    for (const next of [...inner, ...cause]) visit(next, depth + 1);
+  };
+  visit(err, 0);
+  return [...new Set(parts)].join(' <- ');
+}
+
 function positiveInteger(value: number, what: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`);
   return value;
@@ -999,7 +1017,7 @@ export class KafkaStanzaBus implements StanzaBus {
       await sending;
     } catch (err) {
       this.#discardProducer(producer);
-      this.#log('warn', 'publish failed', { error: String(err) });
+      this.#log('warn', 'publish failed', { error: errorText(err) });
       for (const [, list] of ready) for (const pending of list) pending.reject(err);
       return;
     }
