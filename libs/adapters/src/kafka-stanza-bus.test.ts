@@ -12,7 +12,12 @@ import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../deploy/local/free-port.ts';
 import { startKafka, type RunningKafka } from '../../../deploy/local/kafka.ts';
-import { KafkaStanzaBus, type KafkaBusLog, type KafkaStanzaBusOptions } from './kafka-stanza-bus.ts';
+import {
+  KafkaStanzaBus,
+  type KafkaBusLog,
+  type KafkaSasl,
+  type KafkaStanzaBusOptions,
+} from './kafka-stanza-bus.ts';
 
 const quiet: KafkaBusLog = () => undefined;
 
@@ -118,9 +123,14 @@ describe('KafkaStanzaBus', () => {
       () =>
         new KafkaStanzaBus({
           ...base,
-          sasl: { mechanism: 'aws', authorizationIdentity: 'a', accessKeyId: 'b', secretAccessKey: 'c' },
+          // As settings read from a file may have it.
+          sasl: { mechanism: 'aws', username: 'a', password: 'b' } as unknown as KafkaSasl,
         }),
     ).toThrow(/sasl.mechanism aws is not supported/);
+    expect(
+      () =>
+        new KafkaStanzaBus({ ...base, sasl: { mechanism: 'plain', username: 'a' } as unknown as KafkaSasl }),
+    ).toThrow(/sasl.username and sasl.password must be strings/);
   });
 
   it('logs nothing above info on a healthy start, publish and consume', async () => {
@@ -500,6 +510,46 @@ describe('KafkaStanzaBus', () => {
     for (const key of keys) {
       const order = firstSeen(valuesOf(key));
       expect(order).toEqual([...Array(rounds + 1).keys()]);
+    }
+  }, 60_000);
+
+  it('shares a group with a kafkajs consumer, as a rolling upgrade from releases that consumed through kafkajs has it', async () => {
+    const topic = unique('t');
+    const group = unique('g');
+    const bus = await newBus();
+    const got: { member: string; key: string }[] = [];
+    await bus.subscribe(topic, group, (record) => {
+      got.push({ member: 'bus', key: record.key });
+      return Promise.resolve();
+    });
+    const earlier = new Kafka({
+      clientId: unique('earlier'),
+      brokers: broker().brokers,
+      logLevel: logLevel.NOTHING,
+    });
+    const consumer = earlier.consumer({ groupId: group, sessionTimeout: 10_000, heartbeatInterval: 500 });
+    let assigned: number[] = [];
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      assigned = event.payload.memberAssignment[topic] ?? [];
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await consumer.run({
+        eachMessage: ({ message }) => {
+          got.push({ member: 'kafkajs', key: message.key?.toString() ?? '' });
+          return Promise.resolve();
+        },
+      });
+      // Both joined one generation under kafkajs's protocol name: the earlier member holds half of 8.
+      await waitFor(() => assigned.length === 4, 30_000, 'the kafkajs member in the group');
+      const keys = [...Array(40).keys()].map((i) => unique(`k${i}`));
+      await Promise.all(keys.map((key) => bus.publish(topic, key, 'v')));
+      await waitFor(() => new Set(got.map((g) => g.key)).size === keys.length, 20_000, 'every record');
+      expect(got.filter((g) => g.member === 'bus').length).toBeGreaterThan(0);
+      expect(got.filter((g) => g.member === 'kafkajs').length).toBeGreaterThan(0);
+    } finally {
+      await consumer.disconnect();
     }
   }, 60_000);
 });

@@ -1,27 +1,22 @@
 // StanzaBus on Apache Kafka (cluster shape): keyed topics, consumer groups, commit after handling.
-// Publishing goes through @platformatic/kafka's producer (about half kafkajs's CPU per record, see
-// docs/benchmarks.md); consuming and topic administration through kafkajs.
+// Every request goes through @platformatic/kafka (about half kafkajs's CPU per record, and no delay of
+// its own between a record's arrival and its handler, see docs/benchmarks.md).
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import {
+  Admin,
+  Base,
+  Consumer,
+  IS_CONTROL,
+  ListOffsetTimestamps,
   Producer as RecordProducer,
   compatibilityPartitioner,
   stringSerializers,
+  type GroupAssignment,
   type MessageToProduce,
   type SASLOptions,
 } from '@platformatic/kafka';
 import type { BusHandler, BusRecord, BusSubscription, StanzaBus } from '@starling/ports';
 import { INGRESS_HEADER, traceConsume, tracePublish } from '@starling/telemetry';
-import {
-  Kafka,
-  logLevel,
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  type IHeaders,
-  type KafkaConfig,
-  type KafkaMessage,
-  type LogEntry,
-} from 'kafkajs';
 
 /** Where the bus reports what happens below the port: client errors, crashes and restarts, rebalances. */
 export type KafkaBusLog = (
@@ -29,6 +24,13 @@ export type KafkaBusLog = (
   message: string,
   fields: Readonly<Record<string, unknown>>,
 ) => void;
+
+/** SASL to the brokers; the mechanism in lower case, as Kafka's clients commonly spell it. */
+export interface KafkaSasl {
+  readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  readonly username: string;
+  readonly password: string;
+}
 
 /** Settings of a {@link KafkaStanzaBus}; only `brokers` and `clientId` are required. */
 export interface KafkaStanzaBusOptions {
@@ -63,10 +65,10 @@ export interface KafkaStanzaBusOptions {
   readonly fetchMaxWaitMs?: number;
   /** Bytes a fetch waits for (up to `fetchMaxWaitMs`); 1 answers as soon as any record is there. Default 32 KiB. */
   readonly fetchMinBytes?: number;
-  /** TLS to the brokers, as kafkajs takes it. */
-  readonly ssl?: KafkaConfig['ssl'];
-  /** SASL authentication to the brokers, as kafkajs takes it. */
-  readonly sasl?: KafkaConfig['sasl'];
+  /** TLS to the brokers: `true` for the system's CAs, or Node's TLS options. */
+  readonly ssl?: boolean | TlsOptions;
+  /** SASL authentication to the brokers. */
+  readonly sasl?: KafkaSasl;
   /** Default: errors to `console.error`, nothing else. */
   readonly log?: KafkaBusLog;
 }
@@ -75,8 +77,15 @@ export interface KafkaStanzaBusOptions {
 // under half of it for the whole request keeps any partition's share legal.
 const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BATCH_RECORDS = 1000;
-// Records fetched ahead of the handler, per partition; the partition is paused beyond, resumed below half.
+// Records fetched ahead of the handler, per partition (also the most one fetch asks of a partition); the
+// partition is left out of fetches beyond, taken in again below half.
 const MAX_BUFFERED_BYTES = 1024 * 1024;
+// The most one fetch asks of a leader, all its partitions together.
+const MAX_FETCH_BYTES = 8 * 1024 * 1024;
+// The broker's answer for a fetch offset it does not have (deleted by retention, or the topic made anew).
+const OFFSET_OUT_OF_RANGE = 1;
+// Failures in a row of one kind of request before the bus warns of them.
+const LOUD_AFTER = 3;
 // Handlers that resolve at once would keep the loop in microtasks; sockets need a turn now and then.
 const RECORDS_PER_TURN = 256;
 // Records of one partition handled at once (each of a different key); a handler mostly waits on I/O.
@@ -85,7 +94,7 @@ const MAX_CONCURRENT_PER_PARTITION = 64;
 // then carries many records rather than one or two, and the broker's cost is mostly per request. An
 // idle consumer asks a hundred times a second, which costs the broker little.
 const FETCH_MIN_BYTES = 32 * 1024;
-// Also bounds how late a resumed partition, a heartbeat, or a rebalance is noticed.
+// Also bounds how late a partition taken in again is fetched.
 const FETCH_MAX_WAIT_MS = 10;
 // Publishes are held this long for company before a request goes out (Kafka 4's producer default).
 const LINGER_MS = 5;
@@ -93,20 +102,18 @@ const LINGER_MS = 5;
 // cost the broker more than the records themselves. A crash replays at most this much more, and
 // replays are expected (duplicates are suppressed by stanza id).
 const COMMIT_INTERVAL_MS = 100;
-// The clients back off for long by default (kafkajs up to 30 s); a bus must be back soon after its broker is.
+// Clients often back off for long by default (up to 30 s); a bus must be back soon after its broker is.
 const RETRY = { retries: 10, initialRetryTime: 100, maxRetryTime: 3_000 } as const;
 /** Past the producer's own retries of a send (about 20 s with RETRY) and a request timeout or two. */
 const PUBLISH_TIMEOUT_MS = 45_000;
-const REVIVE_AFTER_MS = 1_000;
+/** The retries of the producer and the admin client, in @platformatic/kafka's terms. */
+const RETRIES = {
+  retries: RETRY.retries,
+  retryDelay: (_client: unknown, _operation: string, attempt: number): number =>
+    Math.min(RETRY.initialRetryTime * 2 ** (attempt - 1), RETRY.maxRetryTime),
+} as const;
 /** `messaging.system` of this bus's spans. */
 const SYSTEM = 'kafka';
-
-const LEVELS = new Map<number, 'error' | 'warn' | 'info' | 'debug'>([
-  [logLevel.ERROR, 'error'],
-  [logLevel.WARN, 'warn'],
-  [logLevel.INFO, 'info'],
-  [logLevel.DEBUG, 'debug'],
-]);
 
 const defaultLog: KafkaBusLog = (level, message, fields) => {
   if (level === 'error') console.error(`kafka stanza bus: ${message}`, fields);
@@ -118,18 +125,32 @@ const SASL_MECHANISMS = new Map<string, SASLOptions['mechanism']>([
   ['scram-sha-512', 'SCRAM-SHA-512'],
 ]);
 
-/** The bus's `ssl` and `sasl` (in kafkajs's terms) for the producer; a mechanism it lacks is refused. */
-function producerConnection(options: KafkaStanzaBusOptions): { tls?: TlsOptions; sasl?: SASLOptions } {
-  const connection: { tls?: TlsOptions; sasl?: SASLOptions } = {};
+/** What every client of the bus needs to reach the brokers; an unknown SASL mechanism is refused. */
+interface Connection {
+  readonly clientId: string;
+  readonly bootstrapBrokers: string[];
+  readonly tls?: TlsOptions;
+  readonly sasl?: SASLOptions;
+}
+
+function connectionOf(options: KafkaStanzaBusOptions): Connection {
+  const connection: { clientId: string; bootstrapBrokers: string[]; tls?: TlsOptions; sasl?: SASLOptions } = {
+    clientId: options.clientId,
+    bootstrapBrokers: [...options.brokers],
+  };
   if (options.ssl === true) connection.tls = {};
   else if (typeof options.ssl === 'object') connection.tls = options.ssl;
-  const sasl = options.sasl;
+  // Settings may come from a file, typed or not.
+  const sasl: { mechanism: unknown; username: unknown; password: unknown } | undefined = options.sasl;
   if (sasl !== undefined) {
-    const mechanism = SASL_MECHANISMS.get(sasl.mechanism);
-    if (mechanism === undefined || !('username' in sasl)) {
+    const mechanism = SASL_MECHANISMS.get(String(sasl.mechanism));
+    if (mechanism === undefined) {
       throw new RangeError(
-        `sasl.mechanism ${sasl.mechanism} is not supported: use plain, scram-sha-256 or scram-sha-512`,
+        `sasl.mechanism ${String(sasl.mechanism)} is not supported: use plain, scram-sha-256 or scram-sha-512`,
       );
+    }
+    if (typeof sasl.username !== 'string' || typeof sasl.password !== 'string') {
+      throw new RangeError('sasl.username and sasl.password must be strings');
     }
     connection.sasl = { mechanism, username: sasl.username, password: sasl.password };
   }
@@ -154,33 +175,29 @@ function errorText(err: unknown): string {
   return [...new Set(parts)].join(' <- ');
 }
 
+/** Whether every broker answer gathered in `err` may change when asked again. */
+function retriable(err: unknown): boolean {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'findBy' in err &&
+    typeof err.findBy === 'function' &&
+    (err.findBy as (property: string, value: unknown) => unknown)('canRetry', false) == null
+  );
+}
+
 function positiveInteger(value: number, what: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`);
   return value;
 }
 
-function headerValue(value: IHeaders[string]): string | undefined {
-  const last = Array.isArray(value) ? value[value.length - 1] : value;
-  if (last === undefined) return undefined;
-  return typeof last === 'string' ? last : last.toString('utf8');
-}
-
-function toRecord(topic: string, message: KafkaMessage): BusRecord {
+function toRecord(topic: string, fetched: Fetched): BusRecord {
   const headers: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(message.headers ?? {})) {
-    const value = headerValue(raw);
-    if (value !== undefined) headers[name] = value;
+  // A header named twice keeps its last value.
+  for (const [name, value] of fetched.headers) {
+    if (name !== null && value !== null) headers[name.toString('utf8')] = value.toString('utf8');
   }
-  return {
-    topic,
-    key: message.key?.toString('utf8') ?? '',
-    value: message.value?.toString('utf8') ?? '',
-    headers,
-  };
-}
-
-function sizeOf(message: KafkaMessage): number {
-  return (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  return { topic, key: fetched.key, value: fetched.value?.toString('utf8') ?? '', headers };
 }
 
 function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -210,6 +227,15 @@ interface Started {
   done: boolean;
 }
 
+/** A fetched record, queued until its handler starts. */
+interface Fetched {
+  readonly offset: bigint;
+  readonly key: string;
+  readonly value: Buffer | null;
+  readonly headers: readonly (readonly [Buffer | null, Buffer | null])[];
+  readonly bytes: number;
+}
+
 /**
  * One assigned partition of one subscription. Records start in offset order, records of one key one
  * after the other; a record whose key is busy holds back those after it, so everything below `started`
@@ -217,9 +243,11 @@ interface Started {
  */
 interface PartitionState {
   readonly partition: number;
-  queue: KafkaMessage[];
+  queue: Fetched[];
   head: number;
   bufferedBytes: number;
+  /** Where the next fetch reads from; unknown until the group's committed offset was read. */
+  fetchAt: bigint | undefined;
   /** Offset after the last record queued or started; anything below that is fetched again is skipped. */
   next: bigint | undefined;
   /** Offset after the last record whose handler was started. */
@@ -228,6 +256,7 @@ interface PartitionState {
   handled: bigint | undefined;
   committed: bigint | undefined;
   owned: boolean;
+  /** Left out of fetches while its queue is full. */
   paused: boolean;
   /** Started records not yet known to be finished, oldest first. */
   readonly active: Started[];
@@ -248,8 +277,26 @@ export interface GroupSettings {
   readonly fetchMinBytes: number;
 }
 
+/** The group client of one subscription: a @platformatic/kafka consumer, used for membership, fetches and commits. */
+export type GroupClient = Consumer;
+
+type FetchResponse = Awaited<ReturnType<GroupClient['fetch']>>;
+
+/** Takes the subscription's listeners off a client it lets go; an error it emits later is dropped. */
+function silence(client: GroupClient): void {
+  const emitter = client as unknown as NodeJS.EventEmitter;
+  emitter.removeAllListeners();
+  emitter.on('error', () => undefined);
+}
+
+/** Closes a client's connections without leaving its group: for a client whose leave failed. */
+function disconnect(client: GroupClient): void {
+  (Base.prototype.close as (this: GroupClient, callback: () => void) => void).call(client, () => undefined);
+}
+
 export interface SubscriptionSettings extends GroupSettings {
-  readonly kafka: Kafka;
+  /** Makes a client for the group; a new one replaces a client whose membership failed. */
+  readonly client: () => GroupClient;
   readonly topic: string;
   readonly group: string;
   readonly handler: BusHandler;
@@ -257,25 +304,88 @@ export interface SubscriptionSettings extends GroupSettings {
   readonly log: KafkaBusLog;
 }
 
+/** Whether `err`, or an error it gathers, is the broker's `id` (e.g. NOT_COORDINATOR). */
+function brokerSaid(err: unknown, id: string): boolean {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'findBy' in err &&
+    typeof err.findBy === 'function' &&
+    (err.findBy as (property: string, value: unknown) => unknown)('apiId', id) != null
+  );
+}
+
+/** The partly parsed answer a refused request carries, when the broker answered at all. */
+function answerOf(err: unknown): FetchResponse | undefined {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth++) {
+    if (
+      'response' in e &&
+      typeof e.response === 'object' &&
+      e.response !== null &&
+      'responses' in e.response
+    ) {
+      return e.response as FetchResponse;
+    }
+    const inner = 'errors' in e && Array.isArray(e.errors) ? (e.errors as unknown[]) : [];
+    e = inner[inner.length - 1];
+  }
+  return undefined;
+}
+
+/** Milliseconds before attempt `n` (from 0) of something that failed: 100, 200, 400 … 3 000. */
+function backoff(attempt: number): number {
+  return Math.min(RETRY.initialRetryTime * 2 ** Math.min(attempt, 10), RETRY.maxRetryTime);
+}
+
 /**
- * One consumer group member on one topic. kafkajs fetches the next round for a broker only after every
- * batch of the previous round was handled, so a slow handler would stall all partitions of that broker:
- * batches are instead taken into per-partition queues at once and handled here, and a partition is
- * paused only while its queue is full. Offsets of finished records are committed every 100 ms. Exported
- * for its tests; the package exports only the bus.
+ * How loud the `attempt`th failure in a row (from 0) is: a broker starting, a leader or a coordinator
+ * moving answers a few requests with errors in the ordinary course; a warning tells of a failure that
+ * lasted (about 700 ms, with `backoff`), once.
+ */
+function failureLevel(attempt: number): 'warn' | 'debug' {
+  return attempt === LOUD_AFTER ? 'warn' : 'debug';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Closes a client no longer used, leaving its group when the coordinator answers; only its connections otherwise. */
+function retire(client: GroupClient): void {
+  silence(client);
+  client.close(true, (err) => {
+    // Leaving failed (the coordinator is gone or moved): the client stays open after a failed close.
+    if (err) disconnect(client);
+  });
+}
+
+/**
+ * One consumer group member on one topic. Membership, fetches and commits go through a
+ * @platformatic/kafka consumer; the fetching is done here, per partition leader, so that a partition
+ * whose handlers fall behind is left out of fetches (its queue full) while the others go on. Offsets of
+ * finished records are committed every 100 ms. Each join fetches every assigned partition from the
+ * group's committed offset (the oldest offset when there is none), skipping what this member had started
+ * already. A client whose membership failed (its rejoin refused, its coordinator moved or silent past
+ * the session timeout) is replaced by a new one, which joins as a new member. Exported for its tests;
+ * the package exports only the bus.
  */
 export class KafkaSubscription implements BusSubscription {
   readonly #s: SubscriptionSettings;
-  readonly #consumer: Consumer;
+  #client: GroupClient | undefined;
   readonly #partitions = new Map<number, PartitionState>();
-  /**
-   * Set from a rebalance (or a consumer crash) until the group is joined again, or a heartbeat shows the
-   * assignment still stands: no handler starts.
-   */
+  /** Set from the start of a rebalance (or a failed membership) until the next join: no handler starts. */
   #fenced = true;
-  /** The generation whose assignment this member holds, learnt from its first heartbeat after a join. */
-  #generation: number | undefined;
-  #restarting: Promise<void> | undefined;
+  /** Counts joins: offset lookups and fetches begun for an earlier assignment are dropped. */
+  #round = 0;
+  /** Leaders with a fetch under way (or waiting to retry), by the client that asked. */
+  readonly #fetching = new Map<number, GroupClient>();
+  /** Whether a metadata lookup for the next fetches is under way, and whether another one is wanted. */
+  #planning = false;
+  #planAgain = false;
+  /** Fetches that failed in a row; a streak that lasted is logged as a warning, its end too. */
+  #fetchFailures = 0;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  /** When the group last confirmed this member (a heartbeat accepted, or a join). */
+  #confirmed = 0;
+  #renewing: Promise<void> | undefined;
   #joined: (() => void) | undefined;
   #inFlight = 0;
   #idle: (() => void) | undefined;
@@ -287,45 +397,12 @@ export class KafkaSubscription implements BusSubscription {
   #commitWake: (() => void) | undefined;
   #flushing = false;
   #starting: Promise<void> | undefined;
-  #reviving: NodeJS.Timeout | undefined;
+  /** Ends a start that waits for its first join: the subscription closes. */
+  #stopStarting: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(settings: SubscriptionSettings) {
     this.#s = settings;
-    this.#consumer = settings.kafka.consumer({
-      groupId: settings.group,
-      sessionTimeout: settings.sessionTimeout,
-      heartbeatInterval: settings.heartbeatInterval,
-      rebalanceTimeout: settings.rebalanceTimeout,
-      maxWaitTimeInMs: settings.fetchMaxWait,
-      minBytes: settings.fetchMinBytes,
-      allowAutoTopicCreation: false,
-      // A crashed consumer (broker gone, coordinator moved) always comes back: nothing else would.
-      retry: { ...RETRY, restartOnFailure: () => Promise.resolve(true) },
-    });
-    const { GROUP_JOIN, REBALANCING, CRASH, HEARTBEAT } = this.#consumer.events;
-    this.#consumer.on(REBALANCING, () => {
-      this.#fenced = true;
-    });
-    this.#consumer.on(HEARTBEAT, (event) => {
-      this.#onHeartbeat(event.payload.groupGenerationId);
-    });
-    this.#consumer.on(CRASH, (event) => {
-      // A restarted consumer joins afresh: what the crashed one held is void.
-      this.#generation = undefined;
-      this.#fenced = true;
-      this.#s.log('warn', 'consumer crashed, restarting', {
-        group: settings.group,
-        topic: settings.topic,
-        error: event.payload.error.message,
-      });
-      // kafkajs restarts only after errors it deems retriable; a member that stays down loses nothing
-      // but stalls its partitions, so the others are restarted here.
-      if (!event.payload.restart) this.#revive();
-    });
-    this.#consumer.on(GROUP_JOIN, (event) => {
-      this.#onJoin(event.payload.memberAssignment[settings.topic] ?? []);
-    });
   }
 
   start(): Promise<void> {
@@ -337,91 +414,15 @@ export class KafkaSubscription implements BusSubscription {
     const joined = new Promise<void>((resolve) => {
       this.#joined = resolve;
     });
-    await this.#consumer.connect();
-    this.#throwIfClosing();
-    // A new group starts at the oldest record: what was published before its first member is not lost.
-    await this.#consumer.subscribe({ topics: [this.#s.topic], fromBeginning: true });
-    this.#throwIfClosing();
-    await this.#run();
-    // run() also returns when the first join failed and the consumer is restarting.
+    const closed = new Promise<void>((resolve) => {
+      this.#stopStarting = resolve;
+    });
+    this.#renew();
     const bound = this.#s.rebalanceTimeout + this.#s.sessionTimeout;
-    if (!(await settleWithin(joined, bound))) {
+    if (!(await settleWithin(Promise.race([joined, closed]), bound))) {
       throw new Error(`could not join group ${this.#s.group} on ${this.#s.topic} within ${bound} ms`);
     }
-  }
-
-  #run(): Promise<void> {
-    return this.#consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => {
-        this.#take(payload);
-        return Promise.resolve();
-      },
-    });
-  }
-
-  #revive(): void {
-    if (this.#closing || this.#reviving) return;
-    this.#reviving = setTimeout(() => {
-      this.#reviving = undefined;
-      if (this.#closing) return;
-      this.#run().catch((err: unknown) => {
-        this.#s.log('error', 'consumer restart failed', { group: this.#s.group, error: String(err) });
-        this.#revive();
-      });
-    }, REVIVE_AFTER_MS);
-  }
-
-  /** Leaves the group and joins it again, which ends with a GROUP_JOIN. */
-  #restart(): void {
-    this.#restarting ??= (async () => {
-      try {
-        // Not inside the kafkajs call that reported the heartbeat.
-        await new Promise(setImmediate);
-        await this.#consumer.stop();
-        if (!this.#closing) await this.#run();
-      } catch (err) {
-        this.#s.log('error', 'consumer restart failed', { group: this.#s.group, error: String(err) });
-        this.#revive();
-      }
-    })().finally(() => (this.#restarting = undefined));
-  }
-
-  /**
-   * A heartbeat the coordinator accepted, so kafkajs is fetching as a member. Unfenced, it names the
-   * generation of the current assignment. Fenced, kafkajs failed to rejoin (a restarted broker still
-   * loading the group answers "coordinator loading") and went on in the generation it had, with no
-   * GROUP_JOIN to come: in the generation of this member's assignment, that assignment stands; in any
-   * other, this member does not know its partitions, so it joins again.
-   */
-  #onHeartbeat(generation: number): void {
-    if (!this.#fenced) {
-      this.#generation = generation;
-      return;
-    }
-    if (this.#closing || this.#restarting) return;
-    const fields = { group: this.#s.group, topic: this.#s.topic, generation };
-    if (this.#generation === generation) {
-      this.#s.log('info', 'consumer kept its generation after a failed rejoin', fields);
-      this.#unfence();
-      return;
-    }
-    this.#s.log('warn', 'consumer fetching in a generation it has no assignment for, rejoining', fields);
-    this.#restart();
-  }
-
-  #unfence(): void {
-    this.#fenced = false;
-    // Commits refused while fenced are sent again; records queued meanwhile start.
-    for (const state of this.#partitions.values()) state.committed = undefined;
-    this.#scheduleCommit();
-    for (const state of this.#partitions.values()) this.#pump(state);
-  }
-
-  close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
-    return this.#closing;
+    this.#throwIfClosing();
   }
 
   /** A method rather than a check inline: the compiler would keep a narrowing from before an await. */
@@ -429,14 +430,370 @@ export class KafkaSubscription implements BusSubscription {
     if (this.#closing) throw new Error('subscription closed');
   }
 
-  async #shutdown(): Promise<void> {
+  #fields(extra?: Readonly<Record<string, unknown>>): Record<string, unknown> {
+    return { group: this.#s.group, topic: this.#s.topic, ...extra };
+  }
+
+  /** Replaces the client by a new one that joins the group, again and again until one has joined. */
+  #renew(): void {
+    if (this.#closing || this.#renewing) return;
     this.#fenced = true;
-    clearTimeout(this.#reviving);
-    // Disconnecting in the middle of connect() or run() could leave a consumer running.
+    const old = this.#client;
+    this.#client = undefined;
+    if (old) retire(old);
+    this.#renewing = (async () => {
+      for (let attempt = 0; !this.#closing; attempt++) {
+        const client = this.#newClient();
+        this.#client = client;
+        try {
+          // Ends with a consumer:group:join, which sets the assignment and starts the fetches.
+          await client.joinGroup({});
+          return;
+        } catch (err) {
+          if (this.#client === client) this.#client = undefined;
+          retire(client);
+          this.#s.log(failureLevel(attempt), 'joining the group failed, trying again', {
+            ...this.#fields(),
+            error: errorText(err),
+          });
+          await sleep(backoff(attempt));
+        }
+      }
+    })().finally(() => (this.#renewing = undefined));
+  }
+
+  #newClient(): GroupClient {
+    const client = this.#s.client();
+    client.topics.track(this.#s.topic);
+    const current = (): boolean => this.#client === client && !this.#closing;
+    client.on('consumer:group:join', (payload) => {
+      if (this.#client === client) this.#onJoin(client, payload.assignments ?? []);
+    });
+    // A rebalance is under way (a heartbeat, commit or join was answered so), or a join or rejoin starts:
+    // what this member holds may be given to another one.
+    client.on('consumer:group:rebalance', () => {
+      if (current()) this.#fenced = true;
+    });
+    client.on('client:performWithRetry', (operation: string) => {
+      if (current() && (operation === 'joinGroup' || operation === 'rejoinGroup')) this.#fenced = true;
+    });
+    client.on('consumer:heartbeat:end', () => {
+      if (current()) this.#confirmed = Date.now();
+    });
+    client.on('consumer:heartbeat:error', ({ error }) => {
+      if (!current()) return;
+      // The client keeps its coordinator for good; one that moved answers every heartbeat so.
+      const moved = brokerSaid(error, 'NOT_COORDINATOR') || brokerSaid(error, 'COORDINATOR_NOT_AVAILABLE');
+      const silent = Date.now() - this.#confirmed > this.#s.sessionTimeout;
+      if (!moved && !silent) return;
+      this.#s.log(
+        'warn',
+        moved ? 'group coordinator moved, joining again' : 'group lost this member, joining again',
+        {
+          ...this.#fields(),
+          error: errorText(error),
+        },
+      );
+      this.#renew();
+    });
+    // A rejoin after a rebalance failed: the client stays outside the group, heartbeats stopped.
+    client.on('error', (err: unknown) => {
+      if (!current()) return;
+      this.#s.log('warn', 'rejoining the group failed, joining with a new member', {
+        ...this.#fields(),
+        error: errorText(err),
+      });
+      this.#renew();
+    });
+    return client;
+  }
+
+  /**
+   * A new generation. Each assigned partition is fetched again from the group's committed offset: what
+   * was queued and not started is dropped (it comes again); what was started is skipped when it does.
+   */
+  #onJoin(client: GroupClient, assignments: readonly GroupAssignment[]): void {
+    const owned = new Set(assignments.find((a) => a.topic === this.#s.topic)?.partitions ?? []);
+    this.#round++;
+    this.#confirmed = Date.now();
+    for (const state of this.#partitions.values()) {
+      state.queue = [];
+      state.head = 0;
+      state.bufferedBytes = 0;
+      state.fetchAt = undefined;
+      state.next = state.started;
+      state.paused = false;
+      state.owned = owned.has(state.partition);
+      // Commits refused in the old generation are sent again in this one.
+      state.committed = undefined;
+      if (!state.owned && state.busy.size === 0) this.#partitions.delete(state.partition);
+    }
+    for (const partition of owned) this.#state(partition).owned = true;
+    // Joined again while closing: the records stay where they are for the members that remain.
+    if (this.#closing) return;
+    this.#fenced = false;
+    this.#scheduleCommit();
+    this.#joined?.();
+    this.#joined = undefined;
+    void this.#position(client, this.#round, [...owned]);
+  }
+
+  /** Sets where each of `partitions` is fetched from, then fetches: retried until it worked or a new join came. */
+  async #position(client: GroupClient, round: number, partitions: readonly number[]): Promise<void> {
+    const { topic } = this.#s;
+    const stale = (): boolean =>
+      round !== this.#round || client !== this.#client || this.#closing !== undefined;
+    for (let attempt = 0; partitions.length > 0; attempt++) {
+      try {
+        const committed = (
+          await client.listCommittedOffsets({ topics: [{ topic, partitions: [...partitions] }] })
+        ).get(topic);
+        if (stale()) return;
+        const none: number[] = [];
+        for (const partition of partitions) {
+          const state = this.#partitions.get(partition);
+          const offset = committed?.[partition];
+          if (state === undefined) continue;
+          if (offset === undefined || offset < 0n) none.push(partition);
+          else state.fetchAt = state.started !== undefined && state.started > offset ? state.started : offset;
+        }
+        // A group's first member starts at the oldest record: what was published before it is not lost.
+        if (none.length > 0) await this.#fromOldest(client, none);
+        if (stale()) return;
+        this.#fetch();
+        return;
+      } catch (err) {
+        if (stale()) return;
+        this.#s.log(failureLevel(attempt), 'reading committed offsets failed, trying again', {
+          ...this.#fields(),
+          error: errorText(err),
+        });
+        await sleep(backoff(attempt));
+        if (stale()) return;
+      }
+    }
+  }
+
+  /** Sets the fetch position of `partitions` to the oldest offset the broker still has. */
+  async #fromOldest(client: GroupClient, partitions: readonly number[]): Promise<void> {
+    const { topic } = this.#s;
+    const oldest = (
+      await client.listOffsets({
+        topics: [topic],
+        partitions: { [topic]: [...partitions] },
+        timestamp: ListOffsetTimestamps.EARLIEST,
+      })
+    ).get(topic);
+    if (client !== this.#client) return;
+    for (const partition of partitions) {
+      const state = this.#partitions.get(partition);
+      const offset = oldest?.[partition];
+      if (state?.owned && offset !== undefined) state.fetchAt = offset;
+    }
+  }
+
+  /** Sends a fetch to each leader that has none under way, for the owned partitions with room in their queue. */
+  #fetch(): void {
+    const client = this.#client;
+    if (client === undefined || this.#fenced || this.#closing) return;
+    if (this.#planning) {
+      this.#planAgain = true;
+      return;
+    }
+    this.#planning = true;
+    const round = this.#round;
+    const { topic } = this.#s;
+    client.metadata({ topics: [topic] }).then(
+      (metadata) => {
+        this.#planning = false;
+        if (client !== this.#client || round !== this.#round || this.#fenced || this.#closing) return;
+        const info = metadata.topics.get(topic);
+        const byLeader = new Map<number, PartitionState[]>();
+        let leaderless = false;
+        for (const state of this.#partitions.values()) {
+          if (!state.owned || state.paused || state.fetchAt === undefined) continue;
+          const leader = info?.partitions[state.partition]?.leader ?? -1;
+          if (leader < 0) leaderless = true;
+          else if (!this.#fetching.has(leader))
+            byLeader.set(leader, [...(byLeader.get(leader) ?? []), state]);
+        }
+        if (info !== undefined) {
+          for (const [leader, states] of byLeader) this.#fetchFrom(client, round, leader, info.id, states);
+        }
+        if (leaderless || info === undefined)
+          this.#fetchLater(client, undefined, new Error('a partition has no leader'));
+        else if (this.#planAgain) {
+          this.#planAgain = false;
+          this.#fetch();
+        }
+      },
+      (err: unknown) => {
+        this.#planning = false;
+        this.#fetchLater(client, undefined, err);
+      },
+    );
+  }
+
+  #fetchFrom(
+    client: GroupClient,
+    round: number,
+    leader: number,
+    topicId: string,
+    states: readonly PartitionState[],
+  ): void {
+    const asked = new Map(states.map((state) => [state.partition, { state, at: state.fetchAt as bigint }]));
+    this.#fetching.set(leader, client);
+    client
+      .fetch({
+        node: leader,
+        topics: [
+          {
+            topicId,
+            partitions: [...asked.values()].map(({ state, at }) => ({
+              partition: state.partition,
+              fetchOffset: at,
+              partitionMaxBytes: MAX_BUFFERED_BYTES,
+              // No leader epoch: the broker then checks none (as kafkajs did), and a stale one cannot fail a fetch.
+              currentLeaderEpoch: -1,
+              lastFetchedEpoch: -1,
+            })),
+          },
+        ],
+        maxWaitTime: this.#s.fetchMaxWait,
+        minBytes: this.#s.fetchMinBytes,
+        maxBytes: MAX_FETCH_BYTES,
+      })
+      .then(
+        (response) => {
+          if (this.#fetching.get(leader) === client) this.#fetching.delete(leader);
+          if (client !== this.#client) return;
+          // Asked for an earlier assignment: the fetches of this one may have waited for this leader.
+          if (round !== this.#round) {
+            this.#fetch();
+            return;
+          }
+          if (this.#fetchFailures > LOUD_AFTER) {
+            this.#s.log('info', 'fetching again', this.#fields({ failures: this.#fetchFailures }));
+          }
+          this.#fetchFailures = 0;
+          this.#take(response, asked);
+          this.#fetch();
+        },
+        (err: unknown) => {
+          if (client === this.#client && round === this.#round) {
+            this.#fetchLater(client, leader, err, asked);
+            return;
+          }
+          if (this.#fetching.get(leader) === client) this.#fetching.delete(leader);
+          if (client === this.#client) this.#fetch();
+        },
+      );
+  }
+
+  /**
+   * A fetch (or the metadata for one) failed. Partitions whose offset is gone (deleted by retention, or
+   * a topic made anew) start again from the oldest record; otherwise the metadata is read again and the
+   * fetch retried after a back-off, during which that leader gets no other fetch.
+   */
+  #fetchLater(
+    client: GroupClient,
+    leader: number | undefined,
+    err: unknown,
+    asked?: ReadonlyMap<number, { state: PartitionState; at: bigint }>,
+  ): void {
+    const failures = this.#fetchFailures++;
+    this.#s.log(failureLevel(failures), 'fetch failed, trying again', {
+      ...this.#fields(),
+      error: errorText(err),
+    });
+    client.clearMetadata();
+    const gone: number[] = [];
+    for (const topic of answerOf(err)?.responses ?? []) {
+      for (const answer of topic.partitions) {
+        const state = asked?.get(answer.partitionIndex)?.state;
+        if (answer.errorCode === OFFSET_OUT_OF_RANGE && state !== undefined) {
+          state.fetchAt = undefined;
+          gone.push(answer.partitionIndex);
+        }
+      }
+    }
+    const round = this.#round;
+    const timer = setTimeout(
+      () => {
+        this.#timers.delete(timer);
+        if (leader !== undefined && this.#fetching.get(leader) === client) this.#fetching.delete(leader);
+        if (client !== this.#client) return;
+        if (gone.length === 0 || round !== this.#round) {
+          this.#fetch();
+          return;
+        }
+        this.#s.log('warn', 'committed offsets no longer on the broker; starting from the oldest record', {
+          ...this.#fields(),
+          partitions: gone,
+        });
+        this.#fromOldest(client, gone).then(
+          () => this.#fetch(),
+          (error: unknown) => this.#fetchLater(client, undefined, error),
+        );
+      },
+      gone.length > 0 ? 0 : backoff(failures),
+    );
+    this.#timers.add(timer);
+  }
+
+  /** Queues what a fetch brought, for the partitions still at the offset it asked for. */
+  #take(response: FetchResponse, asked: ReadonlyMap<number, { state: PartitionState; at: bigint }>): void {
+    for (const topic of response.responses) {
+      for (const answer of topic.partitions) {
+        const entry = asked.get(answer.partitionIndex);
+        if (entry === undefined || answer.records === undefined) continue;
+        const { state, at } = entry;
+        // Revoked, or moved to another offset, while the fetch was under way.
+        if (!state.owned || state.fetchAt !== at) continue;
+        let fetchAt = at;
+        for (const batch of answer.records) {
+          const first = batch.firstOffset;
+          if ((batch.attributes & IS_CONTROL) === 0) {
+            for (const record of batch.records) {
+              const offset = first + BigInt(record.offsetDelta);
+              // A compressed batch may begin before the offset asked for.
+              if (offset < at || (state.next !== undefined && offset < state.next)) continue;
+              const bytes = (record.key?.length ?? 0) + (record.value?.length ?? 0);
+              state.queue.push({
+                offset,
+                key: record.key?.toString('utf8') ?? '',
+                value: record.value,
+                headers: record.headers,
+                bytes,
+              });
+              state.bufferedBytes += bytes;
+              state.next = offset + 1n;
+            }
+          }
+          const after = first + BigInt(batch.lastOffsetDelta) + 1n;
+          if (after > fetchAt) fetchAt = after;
+        }
+        state.fetchAt = fetchAt;
+        if (state.bufferedBytes >= MAX_BUFFERED_BYTES) state.paused = true;
+        this.#pump(state);
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    // No fetch and no handler starts from here on.
+    this.#fenced = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    // A join under way is not awaited (it may wait for the other members up to the rebalance timeout):
+    // its client is closed below, and the join's answer, should one come, is ignored.
+    this.#stopStarting?.();
     await this.#starting?.catch(() => undefined);
-    await this.#restarting;
-    // Nothing new is taken while the handlers finish; kafkajs would otherwise fetch the same records again.
-    this.#pause();
     const idle =
       this.#inFlight === 0
         ? Promise.resolve()
@@ -444,15 +801,22 @@ export class KafkaSubscription implements BusSubscription {
             this.#idle = resolve;
           });
     if (!(await settleWithin(idle, this.#s.closeTimeout))) {
-      this.#s.log('warn', 'handlers still running at close; their records stay uncommitted', {
-        group: this.#s.group,
-        topic: this.#s.topic,
-      });
+      this.#s.log('warn', 'handlers still running at close; their records stay uncommitted', this.#fields());
     }
     await this.#flushCommits();
+    const client = this.#client;
+    this.#client = undefined;
+    if (client === undefined) return;
+    silence(client);
     // Leaves the group, so the partitions move to the remaining members at once.
-    await this.#consumer.disconnect().catch((err: unknown) => {
-      this.#s.log('warn', 'consumer disconnect failed', { error: String(err) });
+    await new Promise<void>((resolve) => {
+      client.close(true, (err) => {
+        if (err) {
+          this.#s.log('warn', 'leaving the group failed', { ...this.#fields(), error: errorText(err) });
+          disconnect(client);
+        }
+        resolve();
+      });
     });
   }
 
@@ -464,6 +828,7 @@ export class KafkaSubscription implements BusSubscription {
         queue: [],
         head: 0,
         bufferedBytes: 0,
+        fetchAt: undefined,
         next: undefined,
         started: undefined,
         handled: undefined,
@@ -480,57 +845,6 @@ export class KafkaSubscription implements BusSubscription {
     return state;
   }
 
-  /**
-   * A new generation: kafkajs fetches every assigned partition again from its committed offset, so what
-   * was queued and not started is dropped (it comes again); what was started is skipped when it does.
-   */
-  #onJoin(assigned: readonly number[]): void {
-    const owned = new Set(assigned);
-    for (const state of this.#partitions.values()) {
-      state.queue = [];
-      state.head = 0;
-      state.bufferedBytes = 0;
-      state.next = state.started;
-      state.paused = false;
-      state.owned = owned.has(state.partition);
-      // Commits sent while the consumer was down are dropped by kafkajs without an error: send again.
-      state.committed = undefined;
-      if (!state.owned && state.busy.size === 0) this.#partitions.delete(state.partition);
-    }
-    if (this.#closing) {
-      // Joined again while closing: the records stay where they are for the members that remain.
-      this.#pause();
-      return;
-    }
-    this.#resume();
-    this.#generation = undefined;
-    this.#fenced = false;
-    this.#scheduleCommit();
-    this.#joined?.();
-    this.#joined = undefined;
-  }
-
-  #take(payload: EachBatchPayload): void {
-    if (this.#fenced || this.#closing) return;
-    const { batch } = payload;
-    const state = this.#state(batch.partition);
-    state.owned = true;
-    for (const message of batch.messages) {
-      const offset = BigInt(message.offset);
-      if (state.next !== undefined && offset < state.next) continue;
-      state.queue.push(message);
-      state.bufferedBytes += sizeOf(message);
-      state.next = offset + 1n;
-    }
-    // The fetch position moves on; the committed offset stays behind until the handlers finish.
-    payload.resolveOffset(batch.lastOffset());
-    if (!state.paused && state.bufferedBytes >= MAX_BUFFERED_BYTES) {
-      state.paused = true;
-      this.#pause(state.partition);
-    }
-    this.#pump(state);
-  }
-
   /** Starts what may start now: the next records in order, while their keys are idle and slots free. */
   #pump(state: PartitionState): void {
     while (
@@ -539,9 +853,8 @@ export class KafkaSubscription implements BusSubscription {
       state.head < state.queue.length &&
       state.busy.size < MAX_CONCURRENT_PER_PARTITION
     ) {
-      const message = state.queue[state.head] as KafkaMessage;
-      const key = message.key?.toString('utf8') ?? '';
-      if (state.busy.has(key)) break;
+      const fetched = state.queue[state.head] as Fetched;
+      if (state.busy.has(fetched.key)) break;
       if (state.sinceTurn >= RECORDS_PER_TURN) {
         state.yielding = true;
         setImmediate(() => {
@@ -553,13 +866,13 @@ export class KafkaSubscription implements BusSubscription {
       }
       state.sinceTurn++;
       state.head++;
-      state.bufferedBytes -= sizeOf(message);
-      const started: Started = { after: BigInt(message.offset) + 1n, done: false };
+      state.bufferedBytes -= fetched.bytes;
+      const started: Started = { after: fetched.offset + 1n, done: false };
       state.started = started.after;
       state.active.push(started);
-      state.busy.add(key);
+      state.busy.add(fetched.key);
       this.#inFlight++;
-      void this.#handle(state, message, key, started);
+      void this.#handle(state, fetched, started);
     }
     if (state.head === state.queue.length) {
       state.queue = [];
@@ -567,8 +880,8 @@ export class KafkaSubscription implements BusSubscription {
     }
   }
 
-  async #handle(state: PartitionState, message: KafkaMessage, key: string, started: Started): Promise<void> {
-    const record = toRecord(this.#s.topic, message);
+  async #handle(state: PartitionState, fetched: Fetched, started: Started): Promise<void> {
+    const record = toRecord(this.#s.topic, fetched);
     try {
       const { topic, group, handler } = this.#s;
       const consumed = {
@@ -576,14 +889,14 @@ export class KafkaSubscription implements BusSubscription {
         headers: record.headers,
         group,
         partition: state.partition,
-        offset: message.offset,
+        offset: fetched.offset.toString(),
       };
       await traceConsume(SYSTEM, consumed, () => handler(record));
     } catch (err) {
       this.#report(err, record);
     }
     this.#inFlight--;
-    state.busy.delete(key);
+    state.busy.delete(fetched.key);
     started.done = true;
     // What may be committed: up to the oldest record still running.
     let finished: Started | undefined;
@@ -593,9 +906,9 @@ export class KafkaSubscription implements BusSubscription {
       this.#scheduleCommit();
     }
     if (this.#inFlight === 0) this.#idle?.();
-    if (state.paused && state.bufferedBytes < MAX_BUFFERED_BYTES / 2 && !this.#closing) {
+    if (state.paused && state.bufferedBytes < MAX_BUFFERED_BYTES / 2) {
       state.paused = false;
-      this.#resume(state.partition);
+      this.#fetch();
     }
     // Revoked while its last handler ran: a later assignment starts afresh.
     if (!state.owned && state.busy.size === 0) {
@@ -603,31 +916,6 @@ export class KafkaSubscription implements BusSubscription {
       return;
     }
     this.#pump(state);
-  }
-
-  /** The whole topic, or one partition. Between a crash and the restart kafkajs has no group to pause. */
-  #pause(partition?: number): void {
-    try {
-      this.#consumer.pause([
-        partition === undefined
-          ? { topic: this.#s.topic }
-          : { topic: this.#s.topic, partitions: [partition] },
-      ]);
-    } catch {
-      // The restarted consumer starts unpaused; the next join sets the pauses again.
-    }
-  }
-
-  #resume(partition?: number): void {
-    try {
-      this.#consumer.resume([
-        partition === undefined
-          ? { topic: this.#s.topic }
-          : { topic: this.#s.topic, partitions: [partition] },
-      ]);
-    } catch {
-      // Nothing paused in a consumer that is restarting.
-    }
   }
 
   #report(err: unknown, record: BusRecord): void {
@@ -653,33 +941,33 @@ export class KafkaSubscription implements BusSubscription {
     for (;;) {
       await this.#commitInterval();
       const requests = this.#commitRequests;
+      const client = this.#client;
       const due = [...this.#partitions.values()].flatMap((state) =>
         state.owned && state.handled !== undefined && state.handled !== state.committed
           ? [{ state, offset: state.handled }]
           : [],
       );
       let failed = false;
-      if (due.length > 0) {
+      // Also while a rebalance is under way: the coordinator takes commits of the generation until it
+      // completes, and each one taken is a record the next owner does not handle again.
+      if (due.length > 0 && client !== undefined) {
         try {
-          await this.#consumer.commitOffsets(
-            due.map(({ state, offset }) => ({
+          await client.commit({
+            offsets: due.map(({ state, offset }) => ({
               topic: this.#s.topic,
               partition: state.partition,
-              offset: offset.toString(),
+              offset,
+              leaderEpoch: -1,
             })),
-          );
+          });
           for (const { state, offset } of due) state.committed = offset;
         } catch (err) {
           // Left for the next finished record or the next join; until then a crash replays them.
           failed = true;
-          this.#s.log('warn', 'offset commit failed', {
-            group: this.#s.group,
-            topic: this.#s.topic,
-            error: String(err),
-          });
+          this.#s.log('warn', 'offset commit failed', { ...this.#fields(), error: errorText(err) });
         }
       }
-      if (due.length === 0 || failed || this.#commitRequests === requests) {
+      if (due.length === 0 || client === undefined || failed || this.#commitRequests === requests) {
         this.#committing = false;
         return;
       }
@@ -715,14 +1003,12 @@ export class KafkaSubscription implements BusSubscription {
  * every in-sync replica has the record; records are keyed by the given key (Java-compatible murmur2
  * partitioning, so every client puts a bare JID on the same partition). Publishes of the linger time,
  * and those that arrive while a produce request is in flight, are sent together in the next one.
- * Consuming: one kafkajs consumer per subscription, offsets committed only after the handler finished,
+ * Consuming: one group member per subscription, offsets committed only after the handler finished,
  * records of one key one at a time, of different keys and partitions concurrently. Replays after a
- * crash or a rebalance are expected. Traced: each
- * publish runs in a PRODUCER span whose W3C trace context goes into the record's headers, next to an
+ * crash or a rebalance are expected. Traced: each publish runs in a PRODUCER span whose W3C trace context goes into the record's headers, next to an
  * ingress time (kept when given), and each handler in a CONSUMER span that continues that trace.
  */
 export class KafkaStanzaBus implements StanzaBus {
-  readonly #kafka: Kafka;
   readonly #options: KafkaStanzaBusOptions;
   readonly #log: KafkaBusLog;
   readonly #onError: (err: unknown, record: BusRecord) => void;
@@ -733,10 +1019,9 @@ export class KafkaStanzaBus implements StanzaBus {
   readonly #topics = new Map<string, Promise<void>>();
   readonly #subscriptions = new Set<KafkaSubscription>();
   readonly #queue: Pending[] = [];
-  #admin: Promise<Admin> | undefined;
+  readonly #admin: Admin;
   #producer: RecordProducer<string, string, string, string> | undefined;
-  /** TLS and SASL for the producer, in @platformatic/kafka's terms. */
-  readonly #connection: { tls?: TlsOptions; sasl?: SASLOptions };
+  readonly #connection: Connection;
   /** Whether the send loop runs; it stops only when the queue is empty, with no await in between. */
   #sending = false;
   readonly #sent: (() => void)[] = [];
@@ -769,42 +1054,24 @@ export class KafkaStanzaBus implements StanzaBus {
     if (!Number.isInteger(linger) || linger < 0) throw new RangeError('lingerMs must be a whole number ≥ 0');
     this.#linger = linger;
     this.#options = options;
-    this.#connection = producerConnection(options);
+    this.#connection = connectionOf(options);
     this.#log = options.log ?? defaultLog;
     this.#onError =
       options.onError ??
       ((err, record) => {
         console.error(`stanza bus: handler failed on topic ${record.topic}`, err);
       });
-    const log = this.#log;
-    this.#kafka = new Kafka({
-      clientId: options.clientId,
-      brokers: [...options.brokers],
-      ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
-      ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
-      retry: RETRY,
-      logLevel: logLevel.INFO,
-      logCreator:
-        () =>
-        ({
-          namespace,
-          level,
-          log: { message, timestamp: _timestamp, logger: _logger, ...fields },
-        }: LogEntry) => {
-          // kafkajs logs each error response of a broker at error level, including the retriable ones a
-          // starting or rebalancing group answers with; those that matter surface as rejected calls, which
-          // the bus reports itself, so they stay at debug here.
-          const routine = namespace === 'Connection' && message.startsWith('Response ');
-          log(routine ? 'debug' : (LEVELS.get(level) ?? 'debug'), `${namespace}: ${message}`, fields);
-        },
-    });
+    this.#admin = new Admin({ ...this.#connection, ...RETRIES });
+    this.#admin.on('error', (err: unknown) =>
+      this.#log('warn', 'admin client error', { error: errorText(err) }),
+    );
   }
 
   /** Creates a bus and checks that the brokers answer, so a wrong address fails at start-up. */
   static async create(options: KafkaStanzaBusOptions): Promise<KafkaStanzaBus> {
     const bus = new KafkaStanzaBus(options);
     try {
-      await bus.#connectedAdmin();
+      await bus.#admin.metadata({ topics: [] });
     } catch (err) {
       await bus.close();
       throw err;
@@ -844,8 +1111,22 @@ export class KafkaStanzaBus implements StanzaBus {
     this.#throwIfClosing();
     await this.#ensureTopic(topic);
     this.#throwIfClosing();
+    const { sessionTimeout, heartbeatInterval, rebalanceTimeout } = this.#group;
     const subscription = new KafkaSubscription({
-      kafka: this.#kafka,
+      client: () =>
+        new Consumer({
+          ...this.#connection,
+          groupId: group,
+          sessionTimeout,
+          heartbeatInterval,
+          rebalanceTimeout,
+          // kafkajs's name for the same round-robin assignment: members of releases that consumed
+          // through kafkajs and of this one can share a group during a rolling upgrade.
+          protocols: [{ name: 'RoundRobinAssigner', version: 0 }],
+          // The subscription retries itself, and in its own way: a fetch must not insist on a leader
+          // that moved, nor a commit rejoin the group on its own.
+          retries: 0,
+        }),
       topic,
       group,
       handler,
@@ -883,47 +1164,27 @@ export class KafkaStanzaBus implements StanzaBus {
     const sent = this.#sending ? new Promise<void>((resolve) => this.#sent.push(resolve)) : Promise.resolve();
     await Promise.all([...[...this.#subscriptions].map((s) => s.close()), sent]);
     this.#subscriptions.clear();
-    const [producer, admin] = [this.#producer, this.#admin];
+    const producer = this.#producer;
     this.#producer = undefined;
-    this.#admin = undefined;
-    await Promise.all([
-      producer?.close().catch(() => undefined),
-      (async () => (await admin?.catch(() => undefined))?.disconnect().catch(() => undefined))(),
-    ]);
-  }
-
-  #connectedAdmin(): Promise<Admin> {
-    if (!this.#admin) {
-      const admin = this.#kafka.admin();
-      const connecting = admin.connect().then(() => admin);
-      this.#admin = connecting;
-      connecting.catch(() => {
-        if (this.#admin === connecting) this.#admin = undefined;
-      });
-    }
-    return this.#admin;
+    await Promise.all([producer?.close().catch(() => undefined), this.#admin.close().catch(() => undefined)]);
   }
 
   #ensureTopic(topic: string): Promise<void> {
     let ready = this.#topics.get(topic);
     if (!ready) {
-      ready = this.#connectedAdmin().then(async (admin) => {
-        // Returns false when the topic exists already, e.g. created by another process. kafkajs's own
-        // waitForLeaders rejects outside any promise we hold when processes create the same topic at
-        // once (UNKNOWN_TOPIC_OR_PARTITION while the topic propagates), killing the process; so the
-        // leaders are awaited here instead.
-        await admin.createTopics({
-          waitForLeaders: false,
-          topics: [
-            {
-              topic,
-              numPartitions: this.#options.partitions ?? -1,
-              replicationFactor: this.#options.replicationFactor ?? -1,
-            },
-          ],
-        });
-        await waitForLeaders(admin, topic);
-      });
+      ready = (async () => {
+        try {
+          await this.#admin.createTopics({
+            topics: [topic],
+            partitions: this.#options.partitions ?? -1,
+            replicas: this.#options.replicationFactor ?? -1,
+          });
+        } catch (err) {
+          // Created already, by another process or an earlier run.
+          if (!brokerSaid(err, 'TOPIC_ALREADY_EXISTS')) throw err;
+        }
+        await waitForLeaders(this.#admin, topic);
+      })();
       this.#topics.set(topic, ready);
       ready.catch(() => this.#topics.delete(topic));
     }
@@ -938,8 +1199,6 @@ export class KafkaStanzaBus implements StanzaBus {
    */
   #currentProducer(): RecordProducer<string, string, string, string> {
     this.#producer ??= new RecordProducer({
-      clientId: this.#options.clientId,
-      bootstrapBrokers: [...this.#options.brokers],
       ...this.#connection,
       idempotent: true,
       acks: -1,
@@ -948,9 +1207,8 @@ export class KafkaStanzaBus implements StanzaBus {
       autocreateTopics: false,
       partitioner: compatibilityPartitioner,
       serializers: stringSerializers,
+      ...RETRIES,
       retries: this.#publishRetries,
-      retryDelay: (_client, _operation, attempt) =>
-        Math.min(RETRY.initialRetryTime * 2 ** (attempt - 1), RETRY.maxRetryTime),
     });
     return this.#producer;
   }
@@ -1032,13 +1290,12 @@ async function waitForLeaders(admin: Admin, topic: string): Promise<void> {
   const deadline = Date.now() + LEADER_WAIT_MS;
   for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
     try {
-      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-      const partitions = topics[0]?.partitions ?? [];
+      const metadata = await admin.metadata({ topics: [topic], forceUpdate: true });
+      const partitions = metadata.topics.get(topic)?.partitions ?? [];
       if (partitions.length > 0 && partitions.every((p) => p.leader >= 0)) return;
     } catch (err) {
       // The topic may not have reached the broker answering yet.
-      if (!(err instanceof Error && 'retriable' in err && (err as { retriable: unknown }).retriable === true))
-        throw err;
+      if (!retriable(err)) throw err;
     }
     if (Date.now() > deadline)
       throw new Error(`kafka: topic ${topic} has no leader after ${LEADER_WAIT_MS} ms`);

@@ -1,101 +1,114 @@
-// KafkaSubscription's answers to sequences of kafkajs events that a real broker produces only by chance
-// (kafka-stanza-bus.test.ts covers the subscription on a real broker). The sequences are the ones seen
-// when a restarted broker was still loading its groups: a heartbeat "not coordinator", a rejoin refused
-// with "coordinator loading", and kafkajs fetching on in the generation it had, with no GROUP_JOIN.
+// KafkaSubscription's answers to what its group client reports in cases a single local broker produces
+// only by chance: a rejoin refused, a coordinator that moved, a rejoin under way while records arrive, a
+// committed offset the broker no longer has. kafka-stanza-bus.test.ts covers the subscription on a real
+// broker; here a scripted client stands in for @platformatic/kafka's consumer, emitting its events.
 import { EventEmitter } from 'node:events';
 import type { BusRecord } from '@starling/ports';
 import { waitFor } from '@starling/ports/contracts';
-import type { EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KafkaSubscription, type KafkaBusLog } from './kafka-stanza-bus.ts';
+import { KafkaSubscription, type GroupClient, type KafkaBusLog } from './kafka-stanza-bus.ts';
 
 const TOPIC = 'xmpp.stanzas';
+const OFFSET_OUT_OF_RANGE = 1;
 
-/** A kafkajs consumer the test drives: it emits what kafkajs would, and hands batches to the subscription. */
-class ScriptedConsumer {
-  readonly events = {
-    GROUP_JOIN: 'consumer.group_join',
-    REBALANCING: 'consumer.rebalancing',
-    CRASH: 'consumer.crash',
-    HEARTBEAT: 'consumer.heartbeat',
-  } as const;
-  readonly #emitter = new EventEmitter();
-  #eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
-  runs = 0;
-  stops = 0;
-  readonly commits: { partition: number; offset: string }[] = [];
+interface FetchAsked {
+  readonly partition: number;
+  readonly fetchOffset: bigint;
+}
 
-  on(event: string, listener: (event: unknown) => void): () => void {
-    this.#emitter.on(event, listener);
-    return () => this.#emitter.off(event, listener);
+/** An error as the client gathers a broker's answer: found by `findBy('apiId', …)`. */
+function brokerError(id: string, response?: unknown): Error {
+  return Object.assign(new Error(id), {
+    response,
+    findBy: (property: string, value: unknown) => (property === 'apiId' && value === id ? {} : null),
+  });
+}
+
+/** A group client the test drives: joins when told, answers fetches from what the test put on the log. */
+class ScriptedClient extends EventEmitter {
+  readonly topics = { track: (): boolean => true };
+  readonly commits: { partition: number; offset: bigint }[] = [];
+  readonly fetches: FetchAsked[] = [];
+  /** Per partition, the records on the broker; the oldest one still there. */
+  readonly log = new Map<number, string[]>();
+  oldest = 0n;
+  committed: bigint[] = [];
+  closed = false;
+  #joining: (() => void) | undefined;
+  /** The error the next fetch is refused with. */
+  refuseNextFetch: Error | undefined;
+
+  joinGroup(): Promise<string> {
+    return new Promise((resolve) => {
+      this.#joining = () => resolve('member');
+    });
   }
 
-  emit(event: string, payload: Record<string, unknown>): void {
-    this.#emitter.emit(event, { id: 0, type: event, timestamp: Date.now(), payload });
-  }
-
+  /** The group's answer to a join: this client holds `partitions` in a new generation. */
   joined(partitions: readonly number[]): void {
-    this.emit(this.events.GROUP_JOIN, { memberAssignment: { [TOPIC]: partitions } });
+    this.emit('consumer:group:join', {
+      groupId: 'g',
+      memberId: 'member',
+      assignments: [{ topic: TOPIC, partitions: [...partitions] }],
+    });
+    this.#joining?.();
+    this.#joining = undefined;
   }
 
-  heartbeat(generation: number): void {
-    this.emit(this.events.HEARTBEAT, { groupId: 'g', memberId: 'm', groupGenerationId: generation });
+  metadata(): Promise<unknown> {
+    const partitions = [...Array(4).keys()].map(() => ({ leader: 1, leaderEpoch: 0 }));
+    return Promise.resolve({
+      topics: new Map([[TOPIC, { id: 'topic-id', partitions, partitionsCount: 4 }]]),
+    });
   }
 
-  rebalancing(): void {
-    this.emit(this.events.REBALANCING, { groupId: 'g', memberId: 'm' });
+  clearMetadata(): void {}
+
+  listCommittedOffsets(): Promise<Map<string, bigint[]>> {
+    return Promise.resolve(new Map([[TOPIC, this.committed]]));
   }
 
-  /** kafkajs handing over a fetched batch of `values`, the first at `from`. */
-  async deliver(partition: number, from: number, values: readonly string[]): Promise<void> {
-    const eachBatch = this.#eachBatch;
-    if (!eachBatch) throw new Error('the consumer is not running');
-    const messages = values.map((value, i): KafkaMessage => ({
-      key: Buffer.from(`key-${value}`),
-      value: Buffer.from(value),
-      timestamp: String(Date.now()),
-      attributes: 0,
-      offset: String(from + i),
-      headers: {},
-    }));
-    const payload = {
-      batch: { topic: TOPIC, partition, messages, lastOffset: () => String(from + values.length - 1) },
-      resolveOffset: () => undefined,
-    } as unknown as EachBatchPayload;
-    await eachBatch(payload);
+  listOffsets(): Promise<Map<string, bigint[]>> {
+    return Promise.resolve(new Map([[TOPIC, [this.oldest, this.oldest, this.oldest, this.oldest]]]));
   }
 
-  connect(): Promise<void> {
+  async fetch(options: {
+    topics: { partitions: { partition: number; fetchOffset: bigint }[] }[];
+  }): Promise<unknown> {
+    const asked = options.topics.flatMap((t) => t.partitions);
+    this.fetches.push(...asked.map(({ partition, fetchOffset }) => ({ partition, fetchOffset })));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const refused = this.refuseNextFetch;
+    this.refuseNextFetch = undefined;
+    if (refused) throw refused;
+    const partitions = asked.map(({ partition, fetchOffset }) => {
+      const values = (this.log.get(partition) ?? []).slice(Number(fetchOffset));
+      const records = values.map((value, i) => ({
+        offsetDelta: i,
+        key: Buffer.from(`key-${value}`),
+        value: Buffer.from(value),
+        headers: [],
+      }));
+      return {
+        partitionIndex: partition,
+        errorCode: 0,
+        records:
+          records.length === 0
+            ? undefined
+            : [{ firstOffset: fetchOffset, lastOffsetDelta: records.length - 1, attributes: 0, records }],
+      };
+    });
+    return { responses: [{ topicId: 'topic-id', partitions }] };
+  }
+
+  commit(options: { offsets: { partition: number; offset: bigint }[] }): Promise<void> {
+    this.commits.push(...options.offsets.map(({ partition, offset }) => ({ partition, offset })));
     return Promise.resolve();
   }
 
-  subscribe(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  run(options: { eachBatch: (payload: EachBatchPayload) => Promise<void> }): Promise<void> {
-    this.runs++;
-    this.#eachBatch = options.eachBatch;
-    return Promise.resolve();
-  }
-
-  stop(): Promise<void> {
-    this.stops++;
-    this.#eachBatch = undefined;
-    return Promise.resolve();
-  }
-
-  disconnect(): Promise<void> {
-    return this.stop();
-  }
-
-  pause(): void {}
-
-  resume(): void {}
-
-  commitOffsets(offsets: readonly { partition: number; offset: string }[]): Promise<void> {
-    this.commits.push(...offsets.map(({ partition, offset }) => ({ partition, offset })));
-    return Promise.resolve();
+  close(_force: boolean, callback: (error: Error | null) => void): void {
+    this.closed = true;
+    callback(null);
   }
 }
 
@@ -105,18 +118,28 @@ afterEach(async () => {
   await Promise.all(subscriptions.splice(0).map((s) => s.close()));
 });
 
-/** A started subscription on a scripted consumer, joined with partition 0 in generation 3. */
+/** A started subscription whose first client joined with partition 0 and handled the record 'a'. */
 async function joinedSubscription(): Promise<{
-  consumer: ScriptedConsumer;
+  clients: ScriptedClient[];
   handled: string[];
   logged: string[];
 }> {
-  const consumer = new ScriptedConsumer();
+  const clients: ScriptedClient[] = [];
   const handled: string[] = [];
   const logged: string[] = [];
   const log: KafkaBusLog = (_level, message) => logged.push(message);
   const subscription = new KafkaSubscription({
-    kafka: { consumer: () => consumer } as unknown as Kafka,
+    client: () => {
+      const client = new ScriptedClient();
+      // Each new client sees the broker as the last one left it.
+      const last = clients[clients.length - 1];
+      if (last) {
+        for (const [partition, values] of last.log) client.log.set(partition, values);
+        client.committed = last.committed;
+      }
+      clients.push(client);
+      return client as unknown as GroupClient;
+    },
     topic: TOPIC,
     group: 'router',
     handler: (record: BusRecord) => {
@@ -134,57 +157,91 @@ async function joinedSubscription(): Promise<{
   });
   subscriptions.push(subscription);
   const started = subscription.start();
-  await waitFor(() => consumer.runs === 1, 1_000, 'run()');
-  consumer.joined([0]);
+  await waitFor(() => clients.length === 1, 1_000, 'a client');
+  const first = clients[0] as ScriptedClient;
+  first.log.set(0, ['a']);
+  first.joined([0]);
   await started;
-  consumer.heartbeat(3);
-  await consumer.deliver(0, 0, ['a']);
   await waitFor(() => handled.includes('a'), 1_000, 'the first record');
-  return { consumer, handled, logged };
+  return { clients, handled, logged };
 }
 
-/** Lets timers and handlers of a few turns run. */
-const turns = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
+/** Lets timers, fetches and handlers of a few turns run. */
+const turns = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
 
-describe('KafkaSubscription after a rejoin that failed', () => {
-  it('starts records again once a heartbeat shows the coordinator kept it in its generation', async () => {
-    const { consumer, handled, logged } = await joinedSubscription();
-    consumer.rebalancing();
-    // Fetched while the rejoin is pending: not started, and not resolved, so kafkajs fetches it again.
-    await consumer.deliver(0, 1, ['b']);
+describe('KafkaSubscription', () => {
+  it('joins with a new client when its rejoin after a rebalance failed, and goes on from the committed offset', async () => {
+    const { clients, handled, logged } = await joinedSubscription();
+    const first = clients[0] as ScriptedClient;
+    await waitFor(() => first.commits.some((c) => c.offset === 1n), 2_000, 'the commit after a');
+    first.committed = [1n];
+    // The library emits 'error' when a rejoin failed for good: its heartbeats have stopped.
+    first.emit('client:performWithRetry', 'rejoinGroup', 0, 0);
+    first.log.set(0, ['a', 'b']);
+    first.emit('error', new Error('rejoin failed'));
+    await waitFor(() => clients.length === 2, 1_000, 'a second client');
+    expect(first.closed).toBe(true);
+    expect(logged).toContain('rejoining the group failed, joining with a new member');
+    await turns();
+    // Nothing was started between the failure and the new member's join.
+    expect(handled).toEqual(['a']);
+
+    const second = clients[1] as ScriptedClient;
+    second.joined([0]);
+    await waitFor(() => handled.includes('b'), 1_000, 'the record after the new join');
+    expect(handled).toEqual(['a', 'b']);
+    expect(second.fetches[0]).toEqual({ partition: 0, fetchOffset: 1n });
+  });
+
+  it('starts no record while a rejoin is under way, and fetches again from the committed offset after it', async () => {
+    const { clients, handled } = await joinedSubscription();
+    const client = clients[0] as ScriptedClient;
+    client.emit('client:performWithRetry', 'rejoinGroup', 0, 0);
+    client.log.set(0, ['a', 'b']);
     await turns();
     expect(handled).toEqual(['a']);
 
-    // The rejoin was refused ("coordinator loading"); kafkajs went on in generation 3, and its
-    // heartbeats there are accepted. No GROUP_JOIN comes.
-    consumer.heartbeat(3);
-    await consumer.deliver(0, 1, ['b', 'c']);
-    await waitFor(() => handled.includes('c'), 1_000, 'the records fetched after the heartbeat');
-    expect(handled).toEqual(['a', 'b', 'c']);
-    expect(consumer.stops).toBe(0);
-    expect(logged).toContain('consumer kept its generation after a failed rejoin');
-    // Their offsets are committed: a later member does not replay them.
-    await waitFor(
-      () => consumer.commits.some((c) => c.partition === 0 && c.offset === '3'),
-      2_000,
-      'the commit after c',
-    );
+    // The same member joins the next generation with partitions 0 and 1; nothing was committed yet.
+    client.log.set(1, ['x']);
+    client.committed = [];
+    client.joined([0, 1]);
+    await waitFor(() => handled.includes('b') && handled.includes('x'), 1_000, 'b and x');
+    // 'a' was fetched again (no committed offset) but not started again: this member had started it.
+    expect(handled.filter((value) => value === 'a')).toHaveLength(1);
+    expect(clients).toHaveLength(1);
   });
 
-  it('joins again when kafkajs goes on in a generation it holds no assignment for', async () => {
-    const { consumer, handled, logged } = await joinedSubscription();
-    consumer.rebalancing();
-    // Accepted in generation 4, whose assignment never reached this member (no GROUP_JOIN).
-    consumer.heartbeat(4);
-    await consumer.deliver(0, 1, ['b']);
-    await waitFor(() => consumer.runs === 2, 1_000, 'a new run() after stop()');
-    expect(consumer.stops).toBe(1);
-    expect(handled).toEqual(['a']);
-    expect(logged).toContain('consumer fetching in a generation it has no assignment for, rejoining');
+  it('joins with a new client when its coordinator moved, as the client keeps the one it found first', async () => {
+    const { clients, logged } = await joinedSubscription();
+    const first = clients[0] as ScriptedClient;
+    first.emit('consumer:heartbeat:error', { error: brokerError('NOT_COORDINATOR') });
+    await waitFor(() => clients.length === 2, 1_000, 'a second client');
+    expect(first.closed).toBe(true);
+    expect(logged).toContain('group coordinator moved, joining again');
+  });
 
-    consumer.joined([0]);
-    await consumer.deliver(0, 1, ['b']);
-    await waitFor(() => handled.includes('b'), 1_000, 'the record after the join');
-    expect(handled).toEqual(['a', 'b']);
+  it('keeps its client through a heartbeat that failed once, with the group heard from lately', async () => {
+    const { clients, handled } = await joinedSubscription();
+    const client = clients[0] as ScriptedClient;
+    client.emit('consumer:heartbeat:error', { error: new Error('Connection closed') });
+    client.log.set(0, ['a', 'b']);
+    await waitFor(() => handled.includes('b'), 1_000, 'the next record');
+    expect(clients).toHaveLength(1);
+  });
+
+  it('starts from the oldest record when the broker no longer has the offset it fetches from', async () => {
+    const { clients, handled, logged } = await joinedSubscription();
+    const client = clients[0] as ScriptedClient;
+    // Retention deleted the log up to offset 5, past this member's position (1).
+    client.log.set(0, ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+    client.oldest = 5n;
+    client.refuseNextFetch = brokerError('OFFSET_OUT_OF_RANGE', {
+      responses: [
+        { topicId: 'topic-id', partitions: [{ partitionIndex: 0, errorCode: OFFSET_OUT_OF_RANGE }] },
+      ],
+    });
+    await waitFor(() => handled.includes('g'), 2_000, 'the records after the oldest offset');
+    expect(handled).toEqual(['a', 'f', 'g']);
+    expect(logged).toContain('committed offsets no longer on the broker; starting from the oldest record');
   });
 });
