@@ -524,7 +524,7 @@ describe('KafkaStanzaBus', () => {
     });
     const earlier = new Kafka({
       clientId: unique('earlier'),
-      brokers: broker().brokers,
+      brokers: [...broker().brokers],
       logLevel: logLevel.NOTHING,
     });
     const consumer = earlier.consumer({ groupId: group, sessionTimeout: 10_000, heartbeatInterval: 500 });
