@@ -348,6 +348,10 @@ export type RedisClusterOptions = Omit<ClusterOptions, 'lazyConnect' | 'redisOpt
 };
 
 /** Where `RedisSessionRegistry.connect` finds Redis: one server, or seed nodes of a Redis Cluster. */
+// Commands issued in one turn of the event loop go to Redis in one write (a router looks up the
+// recipients of a whole fetched batch at once): a write to a socket costs more than the command in it.
+const AUTO_PIPELINING = true;
+
 export type RedisTarget =
   | { readonly host: string; readonly port: number; readonly options?: RedisClientOptions }
   | { readonly cluster: readonly ClusterNode[]; readonly options?: RedisClusterOptions };
@@ -386,12 +390,19 @@ export class RedisSessionRegistry implements SessionRegistry {
     if ('cluster' in target) {
       const { redisOptions, ...rest } = target.options ?? {};
       client = new Cluster([...target.cluster], {
+        enableAutoPipelining: AUTO_PIPELINING,
         ...rest,
         ...(redisOptions === undefined ? {} : { redisOptions }),
         lazyConnect: true,
       });
     } else {
-      client = new Redis({ ...target.options, host: target.host, port: target.port, lazyConnect: true });
+      client = new Redis({
+        enableAutoPipelining: AUTO_PIPELINING,
+        ...target.options,
+        host: target.host,
+        port: target.port,
+        lazyConnect: true,
+      });
     }
     try {
       await client.connect();
