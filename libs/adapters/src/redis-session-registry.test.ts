@@ -3,7 +3,7 @@ import { Socket } from 'node:net';
 import type { SessionRecord } from '@starling/ports';
 import { deferred, describeSessionRegistryContract, unique, waitFor } from '@starling/ports/contracts';
 import { Cluster, Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   startRedis,
   startRedisCluster,
@@ -197,22 +197,23 @@ describe('RedisSessionRegistry key layout on Redis Cluster', () => {
 describe('RedisSessionRegistry on one Redis', () => {
   it('sends the commands issued in one turn of the event loop in one write', async () => {
     const registry = await connectSingle();
-    const write = Socket.prototype.write;
-    let writes = 0;
     try {
       // Connected, and the first command's round trip done.
       await registry.resources(`${unique('romeo')}@example.com`);
-      Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>): boolean {
-        if (this.remotePort === redis.port) writes++;
-        return write.apply(this, args);
-      } as Socket['write'];
-      const bares = [...Array(50).keys()].map((i) => `${unique(`user${i}`)}@example.com`);
-      const found = await Promise.all(bares.map((bare) => registry.resources(bare)));
-      expect(found.every((resources) => resources.length === 0)).toBe(true);
-      // A router looks up the recipients of a fetched batch at once: one write, not one per command.
-      expect(writes).toBe(1);
+      // Calls through to the real write, recording the socket of each.
+      const writes = vi.spyOn(Socket.prototype, 'write');
+      try {
+        const bares = [...Array(50).keys()].map((i) => `${unique(`user${i}`)}@example.com`);
+        const found = await Promise.all(bares.map((bare) => registry.resources(bare)));
+        expect(found.every((resources) => resources.length === 0)).toBe(true);
+        // A router looks up the recipients of a fetched batch at once: one write, not one per command.
+        expect(
+          writes.mock.contexts.filter((socket) => (socket as Socket).remotePort === redis.port),
+        ).toHaveLength(1);
+      } finally {
+        writes.mockRestore();
+      }
     } finally {
-      Socket.prototype.write = write;
       await registry.close();
     }
   });
