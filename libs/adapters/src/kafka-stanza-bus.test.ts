@@ -260,6 +260,46 @@ describe('KafkaStanzaBus', () => {
     expect(placed).toEqual(expected);
   });
 
+  it('starts from the oldest record left when retention deleted the records after its committed offset', async () => {
+    const topic = unique('t');
+    const group = unique('g');
+    const key = unique('k');
+    const bus = await newBus({ partitions: 1 });
+    const first: string[] = [];
+    const subscription = await bus.subscribe(topic, group, (record) => {
+      first.push(record.value);
+      return Promise.resolve();
+    });
+    for (const value of ['0', '1', '2']) await bus.publish(topic, key, value);
+    await waitFor(() => first.length === 3, 10_000, 'the first records');
+    // Closing commits offset 3.
+    await subscription.close();
+    for (const value of ['3', '4', '5', '6', '7']) await bus.publish(topic, key, value);
+    const admin = new Kafka({
+      clientId: unique('admin'),
+      brokers: [...broker().brokers],
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    try {
+      await admin.fetchTopicMetadata({ topics: [topic] });
+      // As retention would: the log now begins at offset 6, past the group's committed 3.
+      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '6' }] });
+    } finally {
+      await admin.disconnect();
+    }
+    const logged: string[] = [];
+    const later = await newBus({ log: (_level, message) => logged.push(message) });
+    const second: string[] = [];
+    await later.subscribe(topic, group, (record) => {
+      second.push(record.value);
+      return Promise.resolve();
+    });
+    await waitFor(() => second.length >= 2, 15_000, 'the records left');
+    expect(second).toEqual(['6', '7']);
+    expect(logged).toContain('committed offsets no longer on the broker; starting from the oldest record');
+  });
+
   it('hands the records of a member closed with a stuck handler to the next member, and only those', async () => {
     const topic = unique('t');
     const group = unique('g');
