@@ -380,6 +380,8 @@ export class KafkaSubscription implements BusSubscription {
   /** Whether a metadata lookup for the next fetches is under way, and whether another one is wanted. */
   #planning = false;
   #planAgain = false;
+  /** Counts fetches, to put another partition first in each. */
+  #rotation = 0;
   /** Fetches that failed in a row; a streak that lasted is logged as a warning, its end too. */
   #fetchFailures = 0;
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -614,11 +616,20 @@ export class KafkaSubscription implements BusSubscription {
           if (!state.owned || state.paused || state.fetchAt === undefined) continue;
           const leader = info?.partitions[state.partition]?.leader ?? -1;
           if (leader < 0) leaderless = true;
-          else if (!this.#fetching.has(leader))
-            byLeader.set(leader, [...(byLeader.get(leader) ?? []), state]);
+          else if (!this.#fetching.has(leader)) {
+            const states = byLeader.get(leader);
+            if (states === undefined) byLeader.set(leader, [state]);
+            else states.push(state);
+          }
         }
         if (info !== undefined) {
-          for (const [leader, states] of byLeader) this.#fetchFrom(client, round, leader, info.id, states);
+          for (const [leader, states] of byLeader) {
+            // A broker answers a partition's batch above partitionMaxBytes only for the first partition
+            // with records in the request: each fetch puts another partition first, so none waits for good.
+            const first = this.#rotation++ % states.length;
+            const rotated = [...states.slice(first), ...states.slice(0, first)];
+            this.#fetchFrom(client, round, leader, info.id, rotated);
+          }
         }
         if (leaderless || info === undefined)
           this.#fetchLater(client, undefined, new Error('a partition has no leader'));

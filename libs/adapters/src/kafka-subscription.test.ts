@@ -29,6 +29,8 @@ class ScriptedClient extends EventEmitter {
   readonly topics = { track: (): boolean => true };
   readonly commits: { partition: number; offset: bigint }[] = [];
   readonly fetches: FetchAsked[] = [];
+  /** The partitions of each fetch request, in the order asked. */
+  readonly requests: number[][] = [];
   /** Per partition, the records on the broker; the oldest one still there. */
   readonly log = new Map<number, string[]>();
   oldest = 0n;
@@ -77,6 +79,7 @@ class ScriptedClient extends EventEmitter {
   }): Promise<unknown> {
     const asked = options.topics.flatMap((t) => t.partitions);
     this.fetches.push(...asked.map(({ partition, fetchOffset }) => ({ partition, fetchOffset })));
+    this.requests.push(asked.map(({ partition }) => partition));
     await new Promise((resolve) => setTimeout(resolve, 5));
     const refused = this.refuseNextFetch;
     this.refuseNextFetch = undefined;
@@ -227,6 +230,17 @@ describe('KafkaSubscription', () => {
     client.log.set(0, ['a', 'b']);
     await waitFor(() => handled.includes('b'), 1_000, 'the next record');
     expect(clients).toHaveLength(1);
+  });
+
+  it('puts another partition first in each fetch, as a broker answers an oversized batch only for the first', async () => {
+    const { clients } = await joinedSubscription();
+    const client = clients[0] as ScriptedClient;
+    client.committed = [1n, 0n, 0n];
+    client.emit('client:performWithRetry', 'rejoinGroup', 0, 0);
+    client.joined([0, 1, 2]);
+    await waitFor(() => client.requests.filter((r) => r.length === 3).length >= 6, 2_000, 'six fetches');
+    const firsts = new Set(client.requests.filter((r) => r.length === 3).map((r) => r[0]));
+    expect(firsts).toEqual(new Set([0, 1, 2]));
   });
 
   it('starts from the oldest record when the broker no longer has the offset it fetches from', async () => {
