@@ -560,7 +560,7 @@ export class KafkaSubscription implements BusSubscription {
           else state.fetchAt = state.started !== undefined && state.started > offset ? state.started : offset;
         }
         // A group's first member starts at the oldest record: what was published before it is not lost.
-        if (none.length > 0) await this.#fromOldest(client, none);
+        if (none.length > 0) await this.#fromOldest(client, round, none);
         if (stale()) return;
         this.#fetch();
         return;
@@ -576,8 +576,8 @@ export class KafkaSubscription implements BusSubscription {
     }
   }
 
-  /** Sets the fetch position of `partitions` to the oldest offset the broker still has. */
-  async #fromOldest(client: GroupClient, partitions: readonly number[]): Promise<void> {
+  /** Sets the fetch position of `partitions` to the oldest offset the broker still has (unless a join came). */
+  async #fromOldest(client: GroupClient, round: number, partitions: readonly number[]): Promise<void> {
     const { topic } = this.#s;
     const oldest = (
       await client.listOffsets({
@@ -586,7 +586,7 @@ export class KafkaSubscription implements BusSubscription {
         timestamp: ListOffsetTimestamps.EARLIEST,
       })
     ).get(topic);
-    if (client !== this.#client) return;
+    if (client !== this.#client || round !== this.#round) return;
     for (const partition of partitions) {
       const state = this.#partitions.get(partition);
       const offset = oldest?.[partition];
@@ -742,14 +742,35 @@ export class KafkaSubscription implements BusSubscription {
           ...this.#fields(),
           partitions: gone,
         });
-        this.#fromOldest(client, gone).then(
-          () => this.#fetch(),
-          (error: unknown) => this.#fetchLater(client, undefined, error),
-        );
+        this.#restartFromOldest(client, round, gone, 0);
       },
       gone.length > 0 ? 0 : backoff(failures),
     );
     this.#timers.add(timer);
+  }
+
+  /** Fetches `partitions` from the oldest record the broker has, once it said which: asked until it does. */
+  #restartFromOldest(
+    client: GroupClient,
+    round: number,
+    partitions: readonly number[],
+    attempt: number,
+  ): void {
+    this.#fromOldest(client, round, partitions).then(
+      () => this.#fetch(),
+      (err: unknown) => {
+        if (client !== this.#client || round !== this.#round || this.#closing) return;
+        this.#s.log(failureLevel(attempt), 'reading the oldest offsets failed, trying again', {
+          ...this.#fields(),
+          error: errorText(err),
+        });
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          this.#restartFromOldest(client, round, partitions, attempt + 1);
+        }, backoff(attempt));
+        this.#timers.add(timer);
+      },
+    );
   }
 
   /** Queues what a fetch brought, for the partitions still at the offset it asked for. */

@@ -39,6 +39,8 @@ class ScriptedClient extends EventEmitter {
   #joining: (() => void) | undefined;
   /** The error the next fetch is refused with. */
   refuseNextFetch: Error | undefined;
+  /** Lookups of the oldest offsets still to refuse. */
+  refuseListOffsets = 0;
 
   joinGroup(): Promise<string> {
     return new Promise((resolve) => {
@@ -71,6 +73,10 @@ class ScriptedClient extends EventEmitter {
   }
 
   listOffsets(): Promise<Map<string, bigint[]>> {
+    if (this.refuseListOffsets > 0) {
+      this.refuseListOffsets--;
+      return Promise.reject(new Error('Connection closed'));
+    }
     return Promise.resolve(new Map([[TOPIC, [this.oldest, this.oldest, this.oldest, this.oldest]]]));
   }
 
@@ -243,12 +249,13 @@ describe('KafkaSubscription', () => {
     expect(firsts).toEqual(new Set([0, 1, 2]));
   });
 
-  it('starts from the oldest record when the broker no longer has the offset it fetches from', async () => {
+  it('starts from the oldest record when the broker no longer has the offset it fetches from, asking again for it when that fails', async () => {
     const { clients, handled, logged } = await joinedSubscription();
     const client = clients[0] as ScriptedClient;
     // Retention deleted the log up to offset 5, past this member's position (1).
     client.log.set(0, ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
     client.oldest = 5n;
+    client.refuseListOffsets = 1;
     client.refuseNextFetch = brokerError('OFFSET_OUT_OF_RANGE', {
       responses: [
         { topicId: 'topic-id', partitions: [{ partitionIndex: 0, errorCode: OFFSET_OUT_OF_RANGE }] },
@@ -257,5 +264,6 @@ describe('KafkaSubscription', () => {
     await waitFor(() => handled.includes('g'), 2_000, 'the records after the oldest offset');
     expect(handled).toEqual(['a', 'f', 'g']);
     expect(logged).toContain('committed offsets no longer on the broker; starting from the oldest record');
+    expect(logged).toContain('reading the oldest offsets failed, trying again');
   });
 });
