@@ -347,11 +347,11 @@ export type RedisClusterOptions = Omit<ClusterOptions, 'lazyConnect' | 'redisOpt
   readonly redisOptions?: Omit<NonNullable<ClusterOptions['redisOptions']>, 'replyMapping'>;
 };
 
-/** Where `RedisSessionRegistry.connect` finds Redis: one server, or seed nodes of a Redis Cluster. */
 // Commands issued in one turn of the event loop go to Redis in one write (a router looks up the
 // recipients of a whole fetched batch at once): a write to a socket costs more than the command in it.
 const AUTO_PIPELINING = true;
 
+/** Where `RedisSessionRegistry.connect` finds Redis: one server, or seed nodes of a Redis Cluster. */
 export type RedisTarget =
   | { readonly host: string; readonly port: number; readonly options?: RedisClientOptions }
   | { readonly cluster: readonly ClusterNode[]; readonly options?: RedisClusterOptions };
