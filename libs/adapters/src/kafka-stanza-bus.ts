@@ -177,13 +177,21 @@ function errorText(err: unknown): string {
 
 /** Whether every broker answer gathered in `err` may change when asked again. */
 function retriable(err: unknown): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    'findBy' in err &&
-    typeof err.findBy === 'function' &&
-    (err.findBy as (property: string, value: unknown) => unknown)('canRetry', false) == null
-  );
+  const find = finder(err);
+  return find !== undefined && find('canRetry', false) == null;
+}
+
+/** Whether `err`, or an error it gathers, is the broker's `id` (e.g. NOT_COORDINATOR). */
+function brokerSaid(err: unknown, id: string): boolean {
+  return finder(err)?.('apiId', id) != null;
+}
+
+/** A @platformatic/kafka error's search through the errors it gathers; undefined for any other error. */
+function finder(err: unknown): ((property: string, value: unknown) => unknown) | undefined {
+  if (typeof err !== 'object' || err === null || !('findBy' in err) || typeof err.findBy !== 'function') {
+    return undefined;
+  }
+  return (err.findBy as (property: string, value: unknown) => unknown).bind(err);
 }
 
 function positiveInteger(value: number, what: string): number {
@@ -302,17 +310,6 @@ export interface SubscriptionSettings extends GroupSettings {
   readonly handler: BusHandler;
   readonly onError: (err: unknown, record: BusRecord) => void;
   readonly log: KafkaBusLog;
-}
-
-/** Whether `err`, or an error it gathers, is the broker's `id` (e.g. NOT_COORDINATOR). */
-function brokerSaid(err: unknown, id: string): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    'findBy' in err &&
-    typeof err.findBy === 'function' &&
-    (err.findBy as (property: string, value: unknown) => unknown)('apiId', id) != null
-  );
 }
 
 /** The partly parsed answer a refused request carries, when the broker answered at all. */
