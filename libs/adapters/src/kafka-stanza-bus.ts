@@ -228,11 +228,18 @@ interface Pending {
   readonly reject: (err: unknown) => void;
 }
 
-/** A started record of a partition, until its handler finished. */
-interface Started {
-  /** Offset after the record. */
-  readonly after: bigint;
+/** A record taken from its partition's queue (started, or parked behind its key), until all up to it finished. */
+interface Taken {
+  readonly offset: bigint;
+  /** Whether its handler was started; a parked record's was not yet. */
+  started: boolean;
   done: boolean;
+}
+
+/** A record parked behind another record of its key. */
+interface Parked {
+  readonly fetched: Fetched;
+  readonly taken: Taken;
 }
 
 /** A fetched record, queued until its handler starts. */
@@ -245,31 +252,41 @@ interface Fetched {
 }
 
 /**
- * One assigned partition of one subscription. Records start in offset order, records of one key one
- * after the other; a record whose key is busy holds back those after it, so everything below `started`
- * was started and a new generation can resume from there.
+ * One assigned partition of one subscription. Records are taken in offset order, records of one key one
+ * after the other: a record whose key is busy is parked until the record before it finished, and those
+ * of other keys behind it go on. What may be committed is the offset of the oldest record not finished
+ * (running, parked, queued or not fetched yet); a new generation fetches again from the oldest record
+ * not started and skips the started ones above it.
  */
 interface PartitionState {
   readonly partition: number;
   queue: Fetched[];
   head: number;
+  /** Bytes of the records queued or parked: the partition is left out of fetches beyond a bound. */
   bufferedBytes: number;
   /** Where the next fetch reads from; unknown until the group's committed offset was read. */
   fetchAt: bigint | undefined;
-  /** Offset after the last record queued or started; anything below that is fetched again is skipped. */
+  /** Offset after the last record queued or skipped; anything below that is fetched again is skipped. */
   next: bigint | undefined;
-  /** Offset after the last record whose handler was started. */
-  started: bigint | undefined;
-  /** Offset after the last record whose handler finished: what may be committed. */
+  /** Offsets at or above `next` whose handlers this member started: skipped when fetched again. */
+  readonly skip: Set<bigint>;
+  /** Offset after the last record taken from the queue. */
+  taken: bigint | undefined;
+  /** Offset after the newest record of the finished prefix of `active`. */
+  finished: bigint | undefined;
+  /** Offset below which every record was handled: what may be committed. */
   handled: bigint | undefined;
+  /** The group's committed offset, as last read or committed by this member. */
   committed: bigint | undefined;
   owned: boolean;
   /** Left out of fetches while its queue is full. */
   paused: boolean;
-  /** Started records not yet known to be finished, oldest first. */
-  readonly active: Started[];
+  /** Records taken and not yet part of the finished prefix, in offset order. */
+  active: Taken[];
   /** Keys of the records whose handlers run. */
   readonly busy: Set<string>;
+  /** Per busy key, its records waiting for the one running, oldest first. */
+  readonly parked: Map<string, Parked[]>;
   /** Records started since the event loop last had a turn. */
   sinceTurn: number;
   /** Whether a start waits for the next turn of the event loop. */
@@ -300,6 +317,34 @@ function silence(client: GroupClient): void {
 /** Closes a client's connections without leaving its group: for a client whose leave failed. */
 function disconnect(client: GroupClient): void {
   (Base.prototype.close as (this: GroupClient, callback: () => void) => void).call(client, () => undefined);
+}
+
+/** Puts `taken` into `active` in offset order: at the end, unless it was fetched again after a join. */
+function insertTaken(active: Taken[], taken: Taken): void {
+  let at = active.length;
+  while (at > 0 && (active[at - 1] as Taken).offset > taken.offset) at--;
+  if (at === active.length) active.push(taken);
+  else active.splice(at, 0, taken);
+}
+
+/**
+ * For a new generation: the parked records are dropped, to be fetched again from the oldest of them (or
+ * from after the last record taken); the records started above that point are skipped when they come.
+ */
+function resumeFromUnstarted(state: PartitionState): void {
+  let resume = state.taken;
+  for (const waiting of state.parked.values()) {
+    const oldest = waiting[0]?.fetched.offset;
+    if (oldest !== undefined && (resume === undefined || oldest < resume)) resume = oldest;
+  }
+  state.parked.clear();
+  state.active = state.active.filter((taken) => taken.started);
+  if (resume !== undefined) {
+    for (const offset of state.skip) if (offset < resume) state.skip.delete(offset);
+    for (const taken of state.active) if (taken.offset >= resume) state.skip.add(taken.offset);
+  }
+  state.taken = resume;
+  state.next = resume;
 }
 
 export interface SubscriptionSettings extends GroupSettings {
@@ -509,18 +554,19 @@ export class KafkaSubscription implements BusSubscription {
 
   /**
    * A new generation. Each assigned partition is fetched again from the group's committed offset: what
-   * was queued and not started is dropped (it comes again); what was started is skipped when it does.
+   * was queued or parked and not started is dropped (it comes again); what was started is skipped when it
+   * does.
    */
   #onJoin(client: GroupClient, assignments: readonly GroupAssignment[]): void {
     const owned = new Set(assignments.find((a) => a.topic === this.#s.topic)?.partitions ?? []);
     this.#round++;
     this.#confirmed = Date.now();
     for (const state of this.#partitions.values()) {
+      resumeFromUnstarted(state);
       state.queue = [];
       state.head = 0;
       state.bufferedBytes = 0;
       state.fetchAt = undefined;
-      state.next = state.started;
       state.paused = false;
       state.owned = owned.has(state.partition);
       // Commits refused in the old generation are sent again in this one.
@@ -554,7 +600,10 @@ export class KafkaSubscription implements BusSubscription {
           const offset = committed?.[partition];
           if (state === undefined) continue;
           if (offset === undefined || offset < 0n) none.push(partition);
-          else state.fetchAt = state.started !== undefined && state.started > offset ? state.started : offset;
+          else {
+            state.fetchAt = state.next !== undefined && state.next > offset ? state.next : offset;
+            state.committed = offset;
+          }
         }
         // A group's first member starts at the oldest record: what was published before it is not lost.
         if (none.length > 0) await this.#fromOldest(client, round, none);
@@ -787,6 +836,11 @@ export class KafkaSubscription implements BusSubscription {
               const offset = first + BigInt(record.offsetDelta);
               // A compressed batch may begin before the offset asked for.
               if (offset < at || (state.next !== undefined && offset < state.next)) continue;
+              // Started by this member before the last join.
+              if (state.skip.delete(offset)) {
+                state.next = offset + 1n;
+                continue;
+              }
               const bytes = (record.key?.length ?? 0) + (record.value?.length ?? 0);
               state.queue.push({
                 offset,
@@ -859,13 +913,16 @@ export class KafkaSubscription implements BusSubscription {
         bufferedBytes: 0,
         fetchAt: undefined,
         next: undefined,
-        started: undefined,
+        skip: new Set(),
+        taken: undefined,
+        finished: undefined,
         handled: undefined,
         committed: undefined,
         owned: true,
         paused: false,
         active: [],
         busy: new Set(),
+        parked: new Map(),
         sinceTurn: 0,
         yielding: false,
       };
@@ -874,7 +931,10 @@ export class KafkaSubscription implements BusSubscription {
     return state;
   }
 
-  /** Starts what may start now: the next records in order, while their keys are idle and slots free. */
+  /**
+   * Takes the next records in order while slots are free: each starts, unless its key is busy, in which
+   * case it is parked behind the record running.
+   */
   #pump(state: PartitionState): void {
     while (
       !this.#fenced &&
@@ -883,7 +943,6 @@ export class KafkaSubscription implements BusSubscription {
       state.busy.size < MAX_CONCURRENT_PER_PARTITION
     ) {
       const fetched = state.queue[state.head] as Fetched;
-      if (state.busy.has(fetched.key)) break;
       if (state.sinceTurn >= RECORDS_PER_TURN) {
         state.yielding = true;
         setImmediate(() => {
@@ -893,15 +952,19 @@ export class KafkaSubscription implements BusSubscription {
         });
         break;
       }
-      state.sinceTurn++;
       state.head++;
-      state.bufferedBytes -= fetched.bytes;
-      const started: Started = { after: fetched.offset + 1n, done: false };
-      state.started = started.after;
-      state.active.push(started);
+      state.taken = fetched.offset + 1n;
+      const taken: Taken = { offset: fetched.offset, started: false, done: false };
+      insertTaken(state.active, taken);
+      if (state.busy.has(fetched.key)) {
+        const waiting = state.parked.get(fetched.key);
+        if (waiting === undefined) state.parked.set(fetched.key, [{ fetched, taken }]);
+        else waiting.push({ fetched, taken });
+        continue;
+      }
+      state.sinceTurn++;
       state.busy.add(fetched.key);
-      this.#inFlight++;
-      void this.#handle(state, fetched, started);
+      this.#run(state, fetched, taken);
     }
     if (state.head === state.queue.length) {
       state.queue = [];
@@ -909,7 +972,15 @@ export class KafkaSubscription implements BusSubscription {
     }
   }
 
-  async #handle(state: PartitionState, fetched: Fetched, started: Started): Promise<void> {
+  /** Runs the handler of a record whose key this partition holds busy for it. */
+  #run(state: PartitionState, fetched: Fetched, taken: Taken): void {
+    taken.started = true;
+    state.bufferedBytes -= fetched.bytes;
+    this.#inFlight++;
+    void this.#handle(state, fetched, taken);
+  }
+
+  async #handle(state: PartitionState, fetched: Fetched, taken: Taken): Promise<void> {
     const record = toRecord(this.#s.topic, fetched);
     try {
       const { topic, group, handler } = this.#s;
@@ -925,15 +996,14 @@ export class KafkaSubscription implements BusSubscription {
       this.#report(err, record);
     }
     this.#inFlight--;
-    state.busy.delete(fetched.key);
-    started.done = true;
-    // What may be committed: up to the oldest record still running.
-    let finished: Started | undefined;
-    while (state.active[0]?.done === true) finished = state.active.shift();
-    if (finished !== undefined && state.owned) {
-      state.handled = finished.after;
-      this.#scheduleCommit();
-    }
+    taken.done = true;
+    // The key's next record goes on, unless a rebalance is under way (the next join drops it).
+    const waiting = state.parked.get(fetched.key);
+    const next = this.#fenced ? undefined : waiting?.shift();
+    if (waiting?.length === 0) state.parked.delete(fetched.key);
+    if (next !== undefined) this.#run(state, next.fetched, next.taken);
+    else state.busy.delete(fetched.key);
+    this.#advance(state);
     if (this.#inFlight === 0) this.#idle?.();
     if (state.paused && state.bufferedBytes < MAX_BUFFERED_BYTES / 2) {
       state.paused = false;
@@ -945,6 +1015,29 @@ export class KafkaSubscription implements BusSubscription {
       return;
     }
     this.#pump(state);
+  }
+
+  /**
+   * Moves what may be committed up to the oldest record not finished: taken and running or parked,
+   * queued, or not fetched yet (after a join, records below those started may come again).
+   */
+  #advance(state: PartitionState): void {
+    while (state.active[0]?.done === true) {
+      const after = (state.active.shift() as Taken).offset + 1n;
+      if (state.finished === undefined || after > state.finished) state.finished = after;
+    }
+    if (state.finished === undefined || !state.owned) return;
+    let point = state.finished;
+    const unfinished = state.active[0]?.offset;
+    if (unfinished !== undefined && unfinished < point) point = unfinished;
+    const queued = state.queue[state.head]?.offset;
+    if (queued !== undefined && queued < point) point = queued;
+    const unfetched = state.fetchAt ?? state.next;
+    if (unfetched !== undefined && unfetched < point) point = unfetched;
+    if (state.handled === undefined || point > state.handled) {
+      state.handled = point;
+      this.#scheduleCommit();
+    }
   }
 
   #report(err: unknown, record: BusRecord): void {
@@ -972,7 +1065,9 @@ export class KafkaSubscription implements BusSubscription {
       const requests = this.#commitRequests;
       const client = this.#client;
       const due = [...this.#partitions.values()].flatMap((state) =>
-        state.owned && state.handled !== undefined && state.handled !== state.committed
+        state.owned &&
+        state.handled !== undefined &&
+        (state.committed === undefined || state.handled > state.committed)
           ? [{ state, offset: state.handled }]
           : [],
       );

@@ -4,7 +4,7 @@
 // broker; here a scripted client stands in for @platformatic/kafka's consumer, emitting its events.
 import { EventEmitter } from 'node:events';
 import type { BusRecord } from '@starling/ports';
-import { waitFor } from '@starling/ports/contracts';
+import { deferred, waitFor } from '@starling/ports/contracts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KafkaSubscription, type GroupClient, type KafkaBusLog } from './kafka-stanza-bus.ts';
 
@@ -94,7 +94,8 @@ class ScriptedClient extends EventEmitter {
       const values = (this.log.get(partition) ?? []).slice(Number(fetchOffset));
       const records = values.map((value, i) => ({
         offsetDelta: i,
-        key: Buffer.from(`key-${value}`),
+        // 'k/b' is the record 'k/b' of key 'k'; a value without a slash is its own key.
+        key: Buffer.from(value.includes('/') ? (value.split('/')[0] as string) : `key-${value}`),
         value: Buffer.from(value),
         headers: [],
       }));
@@ -127,8 +128,11 @@ afterEach(async () => {
   await Promise.all(subscriptions.splice(0).map((s) => s.close()));
 });
 
-/** A started subscription whose first client joined with partition 0 and handled the record 'a'. */
-async function joinedSubscription(): Promise<{
+/**
+ * A started subscription whose first client joined with partition 0 and handled the record 'a'. Its
+ * handler notes each record as it starts; the records named in `held` then wait until released.
+ */
+async function joinedSubscription(held: ReadonlyMap<string, Promise<void>> = new Map()): Promise<{
   clients: ScriptedClient[];
   handled: string[];
   logged: string[];
@@ -153,7 +157,7 @@ async function joinedSubscription(): Promise<{
     group: 'router',
     handler: (record: BusRecord) => {
       handled.push(record.value);
-      return Promise.resolve();
+      return held.get(record.value) ?? Promise.resolve();
     },
     onError: () => undefined,
     log,
@@ -265,5 +269,57 @@ describe('KafkaSubscription', () => {
     expect(handled).toEqual(['a', 'f', 'g']);
     expect(logged).toContain('committed offsets no longer on the broker; starting from the oldest record');
     expect(logged).toContain('reading the oldest offsets failed, trying again');
+  });
+
+  it("parks a busy key's later records while other keys go past, and commits no further than the oldest not finished", async () => {
+    const gate = deferred();
+    const { clients, handled } = await joinedSubscription(new Map([['k/b', gate.promise]]));
+    const client = clients[0] as ScriptedClient;
+    // Offsets 1 to 4: k/c waits for k/b, which runs; x and y are of other keys.
+    client.log.set(0, ['a', 'k/b', 'k/c', 'x', 'y']);
+    await waitFor(() => handled.includes('y'), 1_000, 'the records behind the parked one');
+    await waitFor(() => client.commits.some((c) => c.offset === 1n), 1_000, 'the commit after a');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(handled).toEqual(['a', 'k/b', 'x', 'y']);
+    // k/b runs and k/c waits: nothing past offset 1 is committed, though x and y are done.
+    expect(client.commits.every((c) => c.offset <= 1n)).toBe(true);
+
+    gate.resolve();
+    await waitFor(() => client.commits.some((c) => c.offset === 5n), 1_000, 'the commit after y');
+    expect(handled).toEqual(['a', 'k/b', 'x', 'y', 'k/c']);
+  });
+
+  it('after a join, fetches a parked record again and skips the records started above it', async () => {
+    const first = deferred();
+    const second = deferred();
+    const held = new Map([
+      ['k/b', first.promise],
+      ['k/c', second.promise],
+    ]);
+    const { clients, handled } = await joinedSubscription(held);
+    const client = clients[0] as ScriptedClient;
+    client.log.set(0, ['a', 'k/b', 'k/c', 'x']);
+    await waitFor(() => handled.includes('x'), 1_000, 'x, past the parked k/c');
+
+    // A rebalance begins: k/b ends meanwhile, and k/c, parked behind it, does not start.
+    client.emit('client:performWithRetry', 'rejoinGroup', 0, 0);
+    first.resolve();
+    await turns();
+    expect(handled).toEqual(['a', 'k/b', 'x']);
+
+    // The same member keeps partition 0; the group has offset 1 (a) committed.
+    client.committed = [1n];
+    const fetched = client.fetches.length;
+    client.joined([0]);
+    await waitFor(() => handled.includes('k/c'), 1_000, 'k/c in the new generation');
+    // Fetched again from k/c, the oldest record not started; x, started before the join, is not run again.
+    expect(client.fetches[fetched]).toEqual({ partition: 0, fetchOffset: 2n });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(handled).toEqual(['a', 'k/b', 'x', 'k/c']);
+    // k/c runs: x being done moves nothing past it.
+    expect(Math.max(...client.commits.map((c) => Number(c.offset)))).toBe(2);
+
+    second.resolve();
+    await waitFor(() => client.commits.some((c) => c.offset === 4n), 1_000, 'the commit after x');
   });
 });

@@ -190,7 +190,7 @@ export function describeStanzaBusContract(
       expect(overlaps).toEqual([]);
     });
 
-    it('lets other keys proceed while a handler of one key is slow', async () => {
+    it('lets every other key proceed while a handler of one key is slow, its later records waiting', async () => {
       const bus = await newBus();
       const topic = unique('t');
       const slowKey = unique('slow');
@@ -207,10 +207,11 @@ export function describeStanzaBusContract(
       await bus.publish(topic, slowKey, 'first');
       await bus.publish(topic, slowKey, 'second');
       await slowStarted.promise;
-      // Keys share partitions, so some may wait behind the slow one; with this many, not all of them can.
+      // Many of them share the slow key's partition, behind its second record: a busy key holds back
+      // only its own records.
       const others = [...Array(32).keys()].map((i) => unique(`other${i}`));
       await Promise.all(others.map((key) => bus.publish(topic, key, 'x')));
-      await waitFor(() => done.length > 0, 5_000, 'another key while one is blocked');
+      await waitFor(() => done.length === others.length, 5_000, 'every other key while one is blocked');
       expect(done).not.toContain(`${slowKey}:first`);
       expect(done).not.toContain(`${slowKey}:second`);
       gate.resolve();
