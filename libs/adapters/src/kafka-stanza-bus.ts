@@ -511,7 +511,16 @@ export class KafkaSubscription implements BusSubscription {
     client.topics.track(this.#s.topic);
     const current = (): boolean => this.#client === client && !this.#closing;
     client.on('consumer:group:join', (payload) => {
-      if (this.#client === client) this.#onJoin(client, payload.assignments ?? []);
+      if (this.#client !== client) return;
+      const assignments = payload.assignments ?? [];
+      // Each generation once: a rebalance in the logs explains a pause in consuming.
+      this.#s.log('info', 'joined the group', {
+        ...this.#fields(),
+        generation: payload.generationId,
+        member: payload.memberId,
+        partitions: assignments.find((a) => a.topic === this.#s.topic)?.partitions ?? [],
+      });
+      this.#onJoin(client, assignments);
     });
     // A rebalance is under way (a heartbeat, commit or join was answered so), or a join or rejoin starts:
     // what this member holds may be given to another one.

@@ -207,7 +207,7 @@ describe('KafkaSubscription', () => {
   });
 
   it('starts no record while a rejoin is under way, and fetches again from the committed offset after it', async () => {
-    const { clients, handled } = await joinedSubscription();
+    const { clients, handled, logged } = await joinedSubscription();
     const client = clients[0] as ScriptedClient;
     client.emit('client:performWithRetry', 'rejoinGroup', 0, 0);
     client.log.set(0, ['a', 'b']);
@@ -222,6 +222,8 @@ describe('KafkaSubscription', () => {
     // 'a' was fetched again (no committed offset) but not started again: this member had started it.
     expect(handled.filter((value) => value === 'a')).toHaveLength(1);
     expect(clients).toHaveLength(1);
+    // Each generation is logged: a pause in consuming shows as a rebalance in the role's log.
+    expect(logged.filter((message) => message === 'joined the group')).toHaveLength(2);
   });
 
   it('joins with a new client when its coordinator moved, as the client keeps the one it found first', async () => {
