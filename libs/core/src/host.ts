@@ -29,6 +29,7 @@ export async function setupFeatures(
     store: deps.store,
     registry: deps.registry,
     bus: deps.bus,
+    compactEnvelopes: deps.compactEnvelopes ?? false,
     hooks,
     iq,
     routing,

@@ -13,6 +13,13 @@ export interface RoleDeps {
   readonly log: Logger;
   /** The enabled features, in registration order (see libs/features/src/index.ts). */
   readonly features: readonly Feature[];
+  /**
+   * Whether envelopes may go on the bus in their compact form (topics.ts): only where every reader runs
+   * this release or a later one, as in the embedded shape, whose bus is in the process. A cluster leaves
+   * it off until a release after this one, so that archive pods not yet upgraded read what new routers
+   * write. Default off.
+   */
+  readonly compactEnvelopes?: boolean;
 }
 
 export interface RoleHandle {

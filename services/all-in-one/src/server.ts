@@ -74,7 +74,8 @@ export async function startEmbedded(
   });
   const registry = new MemorySessionRegistry();
   const delivery = new LocalDelivery();
-  const deps: RoleDeps = { config, bus, registry, store, delivery, log, features };
+  // The bus is in this process: every reader of an envelope is this release.
+  const deps: RoleDeps = { config, bus, registry, store, delivery, log, features, compactEnvelopes: true };
 
   const roles: RoleHandle[] = [];
   let edge: EdgeHandle | undefined;

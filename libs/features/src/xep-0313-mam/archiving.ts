@@ -2,6 +2,7 @@
 // hand-over of a user's MAM requests to the archive role on the same key as the writes.
 import { randomUUID } from 'node:crypto';
 import {
+  encodeArchiveWrite,
   encodeEnvelope,
   TOPIC_ARCHIVE,
   type ArchiveWriteEnvelope,
@@ -44,7 +45,8 @@ async function publishWrites(
         ts,
         xml,
       };
-      return ctx.bus.publish(TOPIC_ARCHIVE, key, encodeEnvelope(envelope));
+      const value = ctx.compactEnvelopes ? encodeArchiveWrite(envelope) : encodeEnvelope(envelope);
+      return ctx.bus.publish(TOPIC_ARCHIVE, key, value);
     }),
   );
 }
