@@ -1,11 +1,15 @@
-// The archive topic's two envelope forms: JSON, and the compact form of archive writes.
+// The envelopes' two forms: JSON, and the compact form of stanza envelopes and archive writes.
 import { describe, expect, it } from 'vitest';
 import {
   decodeArchiveEnvelope,
+  decodeEnvelope,
   encodeArchiveWrite,
   encodeEnvelope,
+  encodeStanzaEnvelope,
   type ArchiveWriteEnvelope,
   type MamQueryEnvelope,
+  type SessionEndEnvelope,
+  type StanzaEnvelope,
 } from './topics.ts';
 
 const WRITE: ArchiveWriteEnvelope = {
@@ -77,5 +81,65 @@ describe('archive envelopes', () => {
       expect(() => decodeArchiveEnvelope(bad)).toThrow('malformed archive envelope');
     }
     expect(() => decodeArchiveEnvelope('aw2\tx')).toThrow();
+  });
+});
+
+const STANZA: StanzaEnvelope = {
+  t: 'stanza',
+  id: 'sm:Zq81:17',
+  from: 'romeo@example.com/orchard',
+  sessionId: '5c7d0e2a-1b3f-4a5e-9c8d-7e6f5a4b3c2d',
+  edgeId: 'edge-1',
+  ts: 1_795_362_131_641,
+  xml: WRITE.xml,
+};
+
+describe('stanza envelopes', () => {
+  it('writes a stanza envelope compactly and reads it back as it was, with or without a direction', () => {
+    const value = encodeStanzaEnvelope(STANZA);
+    expect(value.startsWith('st1\t')).toBe(true);
+    expect(value.endsWith(`\n${STANZA.xml}`)).toBe(true);
+    expect(decodeEnvelope(value)).toEqual(STANZA);
+    expect(decodeEnvelope(value)).not.toHaveProperty('dir');
+    for (const dir of ['in', 'unacked'] as const) {
+      expect(decodeEnvelope(encodeStanzaEnvelope({ ...STANZA, dir }))).toEqual({ ...STANZA, dir });
+    }
+    // Stanzas the server emits have no session and no edge.
+    const emitted = { ...STANZA, sessionId: '', edgeId: '' };
+    expect(decodeEnvelope(encodeStanzaEnvelope(emitted))).toEqual(emitted);
+  });
+
+  it('still reads JSON, keeps JSON for fields the compact form cannot carry, and refuses malformed headers', () => {
+    const end: SessionEndEnvelope = {
+      t: 'session-end',
+      id: 'e1',
+      ts: STANZA.ts,
+      record: {
+        jid: STANZA.from,
+        sessionId: STANZA.sessionId,
+        edgeId: STANZA.edgeId,
+        boundAt: STANZA.ts,
+        priority: 0,
+        available: false,
+        interested: false,
+      },
+    };
+    expect(decodeEnvelope(encodeEnvelope(STANZA))).toEqual(STANZA);
+    expect(decodeEnvelope(encodeEnvelope(end))).toEqual(end);
+    const odd = { ...STANZA, from: 'romeo@example.com/a\tb' };
+    expect(encodeStanzaEnvelope(odd).startsWith('{')).toBe(true);
+    expect(decodeEnvelope(encodeStanzaEnvelope(odd))).toEqual(odd);
+
+    const good = encodeStanzaEnvelope(STANZA);
+    const header = good.slice(0, good.indexOf('\n'));
+    for (const bad of [
+      header,
+      header.replace('st1\t', 'st1\tsideways') + '\n<message/>',
+      header.replace(STANZA.id, '') + '\n<message/>',
+      header.replace(`\t${STANZA.ts}`, '\tsoon') + '\n<message/>',
+      header.replace(`\t${STANZA.edgeId}`, '') + '\n<message/>',
+    ]) {
+      expect(() => decodeEnvelope(bad)).toThrow('malformed stanza envelope');
+    }
   });
 });

@@ -115,65 +115,85 @@ export function encodeEnvelope(envelope: Envelope | ArchiveEnvelope): string {
   return JSON.stringify(envelope);
 }
 
+/**
+ * Compact forms: a tag naming the kind and version, tab-separated fields, then the stanza as it is after
+ * a line break. Cheaper than JSON to write and to read, and the XML is not escaped. The decoders read both
+ * forms; only a deployment whose readers all run this release or a later one writes them (see
+ * `RoleDeps.compactEnvelopes`). A field with a tab or a line break (JIDs and ids cannot hold one) or a
+ * time that is not an integer keeps the envelope in JSON.
+ */
+const COMPACT_STANZA = 'st1\t';
+const COMPACT_WRITE = 'aw1\t';
+const SEPARATOR = /[\t\n]/;
+
+function fits(fields: readonly string[], ts: number): boolean {
+  return Number.isSafeInteger(ts) && !fields.some((field) => SEPARATOR.test(field));
+}
+
+/** The `count` fields after `tag`, and the XML after the line break that ends them. */
+function splitCompact(value: string, tag: string, count: number, what: string): [string[], string] {
+  const end = value.indexOf('\n');
+  const fields = end < 0 ? [] : value.slice(tag.length, end).split('\t');
+  if (fields.length !== count) throw new Error(`malformed ${what}`);
+  return [fields, value.slice(end + 1)];
+}
+
+/** A time field: the digits of a safe integer, as `fits` let through. */
+function compactTime(field: string | undefined, what: string): number {
+  const ts = Number(field);
+  if (field === undefined || String(ts) !== field || !Number.isSafeInteger(ts))
+    throw new Error(`malformed ${what}`);
+  return ts;
+}
+
+/** A stanza envelope in the compact form, or as JSON if a field cannot go into it. */
+export function encodeStanzaEnvelope(envelope: StanzaEnvelope): string {
+  const { dir = '', id, from, sessionId, edgeId, ts, xml } = envelope;
+  if (!fits([id, from, sessionId, edgeId], ts)) return encodeEnvelope(envelope);
+  return `${COMPACT_STANZA}${dir}\t${id}\t${from}\t${sessionId}\t${edgeId}\t${ts}\n${xml}`;
+}
+
+function decodeCompactStanza(value: string): StanzaEnvelope {
+  const what = 'stanza envelope';
+  const [[dir, id, from, sessionId, edgeId, time], xml] = splitCompact(value, COMPACT_STANZA, 6, what);
+  if (!id || !from || (dir !== '' && dir !== 'in' && dir !== 'unacked')) throw new Error(`malformed ${what}`);
+  const ts = compactTime(time, what);
+  const common = {
+    t: 'stanza',
+    id,
+    from,
+    sessionId: sessionId ?? '',
+    edgeId: edgeId ?? '',
+    ts,
+    xml,
+  } as const;
+  return dir === '' ? common : { ...common, dir };
+}
+
+/** An envelope of the stanzas or presence topic, in either form. */
 export function decodeEnvelope(value: string): Envelope {
+  if (value.startsWith(COMPACT_STANZA)) return decodeCompactStanza(value);
   const parsed: unknown = JSON.parse(value);
   const kind = typeof parsed === 'object' && parsed !== null ? (parsed as { t?: unknown }).t : undefined;
   if (kind !== 'stanza' && kind !== 'session-end') throw new Error('unknown envelope');
   return parsed as Envelope;
 }
 
-/**
- * The compact form of an archive write: one line of tab-separated fields (owner, stanza id, the other
- * party, direction, time), then the message as routed, as it is. Cheaper than JSON to write and read, and
- * the message is not escaped. `decodeArchiveEnvelope` reads both forms; only a deployment whose archive
- * readers all run this release or a later one may write it (see `RoleDeps.compactEnvelopes`).
- */
-const COMPACT_WRITE = 'aw1\t';
-
-/** Fields of the compact form hold no tab or line break: JIDs and stanza ids cannot, anything else goes as JSON. */
-const SEPARATOR = /[\t\n]/;
-
-/** An archive write in the compact form, or as JSON if a field cannot go into it. */
+/** An archive write in the compact form (its id is the owner and the stanza id), or as JSON. */
 export function encodeArchiveWrite(envelope: ArchiveWriteEnvelope): string {
   const { id, owner, stanzaId, with: peer, direction, ts, xml } = envelope;
-  if (
-    id !== `${owner}/${stanzaId}` ||
-    SEPARATOR.test(owner) ||
-    SEPARATOR.test(stanzaId) ||
-    SEPARATOR.test(peer) ||
-    !Number.isSafeInteger(ts)
-  ) {
-    return encodeEnvelope(envelope);
-  }
+  if (id !== `${owner}/${stanzaId}` || !fits([owner, stanzaId, peer], ts)) return encodeEnvelope(envelope);
   return `${COMPACT_WRITE}${owner}\t${stanzaId}\t${peer}\t${direction}\t${ts}\n${xml}`;
 }
 
 function decodeCompactWrite(value: string): ArchiveWriteEnvelope {
-  const end = value.indexOf('\n');
-  const fields = end < 0 ? [] : value.slice(COMPACT_WRITE.length, end).split('\t');
-  const [owner, stanzaId, peer, direction, time] = fields;
-  const ts = Number(time);
-  if (
-    fields.length !== 5 ||
-    !owner ||
-    !stanzaId ||
-    !peer ||
-    (direction !== 'in' && direction !== 'out') ||
-    String(ts) !== time ||
-    !Number.isSafeInteger(ts)
-  ) {
-    throw new Error('malformed archive envelope');
+  const what = 'archive envelope';
+  const [[owner, stanzaId, peer, direction, time], xml] = splitCompact(value, COMPACT_WRITE, 5, what);
+  if (!owner || !stanzaId || !peer || (direction !== 'in' && direction !== 'out')) {
+    throw new Error(`malformed ${what}`);
   }
-  return {
-    t: 'archive-write',
-    id: `${owner}/${stanzaId}`,
-    owner,
-    stanzaId,
-    with: peer,
-    direction,
-    ts,
-    xml: value.slice(end + 1),
-  };
+  const ts = compactTime(time, what);
+  return { t: 'archive-write', id: `${owner}/${stanzaId}`, owner, stanzaId, with: peer, direction, ts, xml };
 }
 
 /** An envelope of the archive topic, in either form. */

@@ -144,6 +144,22 @@ describe('c2s with STARTTLS', () => {
     expect(message.getChildText('body')).toBe('Wherefore art thou?');
   });
 
+  it('publishes stanza envelopes in JSON, or compactly where every reader is of this release', async () => {
+    for (const compactEnvelopes of [false, true]) {
+      running = await startTestEdge({}, { compactEnvelopes });
+      const { client } = await loggedIn(running);
+      clients.push(client);
+      client.send(`<message to='romeo@localhost' type='chat' id='m1'><body>Hist!</body></message>`);
+      const envelope = (await running.next(TOPIC_STANZAS)) as StanzaEnvelope;
+      expect(envelope).toMatchObject({ t: 'stanza', from: 'juliet@localhost/balcony', edgeId: 'edge-test' });
+      expect(parseTrusted(envelope.xml).getChildText('body')).toBe('Hist!');
+      const value = running.bus.values.find((v) => v.includes('Hist!'));
+      expect(value?.slice(0, 4)).toBe(compactEnvelopes ? 'st1\t' : '{"t"');
+      await running.close();
+      running = undefined;
+    }
+  });
+
   it('discards bytes pipelined after <starttls/>', async () => {
     const target = await edge();
     const client = await tcp(target);

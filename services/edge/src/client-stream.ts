@@ -2,6 +2,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   encodeEnvelope,
+  encodeStanzaEnvelope,
   TOPIC_PRESENCE,
   TOPIC_STANZAS,
   type Logger,
@@ -642,9 +643,10 @@ export class ClientStream implements LocalSession {
       xml: el.toString(),
     };
     const topic = el.name === 'presence' ? TOPIC_PRESENCE : TOPIC_STANZAS;
+    const encode = this.ctx.deps.compactEnvelopes === true ? encodeStanzaEnvelope : encodeEnvelope;
     stanzasIn.labels(el.name).inc();
     return this.window
-      .publish(topic, session.bare, encodeEnvelope(envelope), el.name)
+      .publish(topic, session.bare, encode(envelope), el.name)
       .then(undefined, (err: unknown) => {
         this.log.warn({ err }, 'publish failed');
         if (attr(el, 'type') !== 'error') {

@@ -57,6 +57,8 @@ export class ControlledBus implements StanzaBus {
   /** Publishes whose value matches are refused. */
   refuse: RegExp | undefined;
   published = 0;
+  /** Every value published, as it went to the bus. */
+  readonly values: string[] = [];
 
   constructor(inner: StanzaBus) {
     this.inner = inner;
@@ -75,6 +77,7 @@ export class ControlledBus implements StanzaBus {
 
   async publish(topic: string, key: string, value: string): Promise<void> {
     this.published += 1;
+    this.values.push(value);
     if (this.refuse?.test(value) === true) throw new Error('refused by test');
     const held = this.held;
     if (held !== undefined) await new Promise<void>((resolve) => held.push(resolve));
@@ -91,8 +94,14 @@ export class ControlledBus implements StanzaBus {
   }
 }
 
-/** Starts an edge on port 0 everywhere, with accounts juliet and romeo (password PASSWORD). */
-export async function startTestEdge(settings: Record<string, unknown> = {}): Promise<TestEdge> {
+/**
+ * Starts an edge on port 0 everywhere, with accounts juliet and romeo (password PASSWORD); envelopes in
+ * JSON unless `compactEnvelopes`.
+ */
+export async function startTestEdge(
+  settings: Record<string, unknown> = {},
+  { compactEnvelopes = false }: { readonly compactEnvelopes?: boolean } = {},
+): Promise<TestEdge> {
   const config = parseConfig({
     domain: DOMAIN,
     ...settings,
@@ -127,6 +136,7 @@ export async function startTestEdge(settings: Record<string, unknown> = {}): Pro
     delivery,
     log: silentLogger(),
     features: [],
+    compactEnvelopes,
     edgeId: 'edge-test',
     tls: await testCertificate(),
   });
