@@ -119,7 +119,7 @@ export function encodeEnvelope(envelope: Envelope | ArchiveEnvelope): string {
  * Compact forms: a tag naming the kind and version, tab-separated fields, then the stanza as it is after
  * a line break. Cheaper than JSON to write and to read, and the XML is not escaped. The decoders read both
  * forms; only a deployment whose readers all run this release or a later one writes them (see
- * `RoleDeps.compactEnvelopes`). A field with a tab or a line break (JIDs and ids cannot hold one) or a
+ * `RoleDeps.compactEnvelopes`). A field with a tab or a line break (prepared JIDs and our ids hold none) or a
  * time that is not an integer keeps the envelope in JSON.
  */
 const COMPACT_STANZA = 'st1\t';
