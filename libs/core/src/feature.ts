@@ -57,8 +57,6 @@ export interface FeatureContext {
   readonly registry: SessionRegistry;
   /** For features that hand work to another role over its topic (see topics.ts). */
   readonly bus: StanzaBus;
-  /** Whether envelopes may be written in their compact form (`RoleDeps.compactEnvelopes`). */
-  readonly compactEnvelopes: boolean;
   readonly hooks: Hooks;
   readonly iq: IqTable;
   readonly routing: Routing;

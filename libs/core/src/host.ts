@@ -29,7 +29,6 @@ export async function setupFeatures(
     store: deps.store,
     registry: deps.registry,
     bus: deps.bus,
-    compactEnvelopes: deps.compactEnvelopes ?? false,
     hooks,
     iq,
     routing,

@@ -14,10 +14,10 @@ export interface RoleDeps {
   /** The enabled features, in registration order (see libs/features/src/index.ts). */
   readonly features: readonly Feature[];
   /**
-   * Whether stanza envelopes and archive writes may go on the bus in their compact form (topics.ts): only
-   * where every reader runs this release or a later one, as in the embedded shape, whose bus is in the
-   * process. A cluster leaves it off until a release after this one, so that during a rolling upgrade the
-   * pods not yet upgraded read what the upgraded ones write. Default off.
+   * Whether the edge may publish stanza envelopes in their compact form (topics.ts): only where every
+   * reader runs this release or a later one, as in the embedded shape, whose bus is in the process. A
+   * cluster leaves it off until a release after this one, so that during a rolling upgrade the routers
+   * and presence pods not yet upgraded read what upgraded edges write. Default off.
    */
   readonly compactEnvelopes?: boolean;
 }

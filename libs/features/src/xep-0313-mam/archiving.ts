@@ -2,7 +2,6 @@
 // hand-over of a user's MAM requests to the archive role on the same key as the writes.
 import { randomUUID } from 'node:crypto';
 import {
-  encodeArchiveWrite,
   encodeEnvelope,
   TOPIC_ARCHIVE,
   type ArchiveWriteEnvelope,
@@ -45,8 +44,7 @@ async function publishWrites(
         ts,
         xml,
       };
-      const value = ctx.compactEnvelopes ? encodeArchiveWrite(envelope) : encodeEnvelope(envelope);
-      return ctx.bus.publish(TOPIC_ARCHIVE, key, value);
+      return ctx.bus.publish(TOPIC_ARCHIVE, key, encodeEnvelope(envelope));
     }),
   );
 }

@@ -131,38 +131,6 @@ describe('archiving on the router (XEP-0313 §5.1.1, XEP-0359)', () => {
     expect(kit.published.filter((r) => r.topic === TOPIC_ARCHIVE).map((r) => r.key)).toEqual([JULIET, ROMEO]);
   });
 
-  it('writes JSON unless every reader is of this release, then the compact form, which reads the same', async () => {
-    await route(chat(ORCHARD, JULIET, 'But soft'));
-    const compact = await FeatureKit.open(
-      {
-        bus: new MemoryStanzaBus(),
-        registry: new MemorySessionRegistry(),
-        delivery: new LocalDelivery(),
-        store: await openSqliteStore(':memory:'),
-      },
-      [blocking, offline, mam, stanzaIds, resultSetManagement],
-      { compactEnvelopes: true },
-    );
-    try {
-      for (const user of ['juliet', 'romeo']) await compact.addUser(user);
-      await compact.bind(BALCONY);
-      await compact.bind(ORCHARD);
-      await compact.routing.route(parseTrusted(chat(ORCHARD, JULIET, 'But soft')));
-      const values = (of: FeatureKit): string[] =>
-        of.published.filter((r) => r.topic === TOPIC_ARCHIVE).map((r) => r.value);
-      expect(values(kit).map((value) => value[0])).toEqual(['{', '{']);
-      expect(values(compact).map((value) => value.slice(0, 4))).toEqual(['aw1\t', 'aw1\t']);
-      // The same writes but for the new id and time.
-      const read = (of: FeatureKit) =>
-        values(of)
-          .map((value) => decodeArchiveEnvelope(value))
-          .map((write) => ({ ...write, id: write.id.split('/')[0], stanzaId: '', ts: 0 }));
-      expect(read(compact)).toEqual(read(kit));
-    } finally {
-      await compact.close();
-    }
-  });
-
   it('archives a message stored offline, which keeps its stanza-id for the flush', async () => {
     const published = await route(chat(BALCONY, 'romeo@example.com/gone', 'Wherefore'));
     expect(published.map((w) => w.owner)).toEqual([ROMEO, JULIET]);
