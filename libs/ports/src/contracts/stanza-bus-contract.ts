@@ -207,7 +207,7 @@ export function describeStanzaBusContract(
       await bus.publish(topic, slowKey, 'first');
       await bus.publish(topic, slowKey, 'second');
       await slowStarted.promise;
-      // Many of them share the slow key's partition, behind its second record: a busy key holds back
+      // Some of them share the slow key's partition, behind its second record: a busy key holds back
       // only its own records.
       const others = [...Array(32).keys()].map((i) => unique(`other${i}`));
       await Promise.all(others.map((key) => bus.publish(topic, key, 'x')));
