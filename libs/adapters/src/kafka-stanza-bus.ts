@@ -11,7 +11,6 @@ import {
   Producer as RecordProducer,
   compatibilityPartitioner,
   stringSerializers,
-  type GroupAssignment,
   type MessageToProduce,
   type SASLOptions,
 } from '@platformatic/kafka';
@@ -512,15 +511,15 @@ export class KafkaSubscription implements BusSubscription {
     const current = (): boolean => this.#client === client && !this.#closing;
     client.on('consumer:group:join', (payload) => {
       if (this.#client !== client) return;
-      const assignments = payload.assignments ?? [];
+      const partitions = payload.assignments?.find((a) => a.topic === this.#s.topic)?.partitions ?? [];
       // Each generation once: a rebalance in the logs explains a pause in consuming.
       this.#s.log('info', 'joined the group', {
         ...this.#fields(),
         generation: payload.generationId,
         member: payload.memberId,
-        partitions: assignments.find((a) => a.topic === this.#s.topic)?.partitions ?? [],
+        partitions,
       });
-      this.#onJoin(client, assignments);
+      this.#onJoin(client, partitions);
     });
     // A rebalance is under way (a heartbeat, commit or join was answered so), or a join or rejoin starts:
     // what this member holds may be given to another one.
@@ -566,8 +565,8 @@ export class KafkaSubscription implements BusSubscription {
    * was queued or parked and not started is dropped (it comes again); what was started is skipped when it
    * does.
    */
-  #onJoin(client: GroupClient, assignments: readonly GroupAssignment[]): void {
-    const owned = new Set(assignments.find((a) => a.topic === this.#s.topic)?.partitions ?? []);
+  #onJoin(client: GroupClient, partitions: readonly number[]): void {
+    const owned = new Set(partitions);
     this.#round++;
     this.#confirmed = Date.now();
     for (const state of this.#partitions.values()) {

@@ -131,7 +131,13 @@ const SEPARATOR = /[\t\n]/;
 /** A stanza envelope in the compact form, or as JSON if a field cannot go into it. */
 export function encodeStanzaEnvelope(envelope: StanzaEnvelope): string {
   const { dir = '', id, from, sessionId, edgeId, ts, xml } = envelope;
-  if (!Number.isSafeInteger(ts) || [id, from, sessionId, edgeId].some((field) => SEPARATOR.test(field))) {
+  if (
+    !Number.isSafeInteger(ts) ||
+    SEPARATOR.test(id) ||
+    SEPARATOR.test(from) ||
+    SEPARATOR.test(sessionId) ||
+    SEPARATOR.test(edgeId)
+  ) {
     return encodeEnvelope(envelope);
   }
   return `${COMPACT_STANZA}${dir}\t${id}\t${from}\t${sessionId}\t${edgeId}\t${ts}\n${xml}`;
