@@ -637,3 +637,48 @@ describe('a registry that lost its data', () => {
     expect(await target.registry.streamPush(jid, String(enabled.attrs.id), sessionId, '<message/>')).toBe(1);
   });
 });
+
+describe('stream resumption', () => {
+  it('takes a delivery that comes as soon as the registry hands the stream over, before the edge heard back', async () => {
+    const target = await edge();
+    const { client, jid } = await login(target);
+    client.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`);
+    const previd = String((await client.element()).attrs.id);
+    const first = await target.registry.get(jid);
+    const chat = (body: string): string =>
+      `<message from='romeo@localhost/orchard' to='${jid}' type='chat'><body>${body}</body></message>`;
+    const to = { edgeId: 'edge-test', sessionId: first?.sessionId ?? '', jid };
+    expect(await target.delivery.deliver(to, { kind: 'stanza', xml: chat('before the loss') })).toBe(true);
+    expect((await client.element()).getChildText('body')).toBe('before the loss');
+    client.close();
+    await waitFor(() => target.edge.sessionCount() === 0, 5000, 'the lost stream to be detached');
+
+    // A router that reads the registry right after the resumption moved the stream delivers to the new
+    // session while the resuming edge still waits for the registry's answer.
+    const resumeStream = target.registry.resumeStream.bind(target.registry);
+    let early: Promise<boolean> | undefined;
+    target.registry.resumeStream = async (bare, id, sessionId, edgeId) => {
+      const resumed = await resumeStream(bare, id, sessionId, edgeId);
+      early = target.delivery.deliver(
+        { edgeId, sessionId, jid },
+        { kind: 'stanza', xml: chat('during the resumption') },
+      );
+      return resumed;
+    };
+    const again = await tcp(target);
+    await startTls(again);
+    expect((await scramLogin(again, 'juliet', PASSWORD)).name).toBe('success');
+    again.restart();
+    await openStream(again);
+    again.send(`<resume xmlns='urn:xmpp:sm:3' previd='${previd}' h='0'/>`);
+    expect((await again.element()).name).toBe('resumed');
+    const bodies: (string | null)[] = [];
+    while (bodies.length < 2) {
+      const el = await again.element();
+      if (el.name === 'message') bodies.push(el.getChildText('body'));
+      else expect(el.name).toBe('r');
+    }
+    expect(bodies).toEqual(['before the loss', 'during the resumption']);
+    expect(await early).toBe(true);
+  });
+});

@@ -88,6 +88,7 @@ export class ClientStream implements LocalSession {
   private username: string | undefined;
   private session: BoundSession | undefined;
   private binding: Promise<void> | undefined;
+  /** The full JID being bound, bound or resumed; '' before. */
   private claimedJid = '';
   private sessionEnd: Promise<void> | undefined;
   /** XEP-0198 state once enabled or resumed. */
@@ -128,9 +129,13 @@ export class ClientStream implements LocalSession {
     this.finished = closed.then(() => this.sessionEnd);
   }
 
-  /** The full JID being bound or bound, or '' before binding. */
-  get jid(): string {
-    return this.claimedJid;
+  /**
+   * Whether a delivery addressed to `jid` is this stream's: the one it bound or resumed, or any while a
+   * resumption takes a stream over. The registry hands this stream's new session id out with the taken
+   * stream's full JID only, and routers deliver to it as soon as it did, before this stream hears back.
+   */
+  accepts(jid: string): boolean {
+    return this.claimedJid === jid || (this.claimedJid === '' && this.resumeBacklog !== undefined);
   }
 
   get bound(): boolean {

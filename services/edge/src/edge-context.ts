@@ -9,7 +9,8 @@ import type { Caps } from './stream-features.ts';
 
 /** A bound local session, as Delivery reaches it. */
 export interface LocalSession {
-  readonly jid: string;
+  /** Whether a delivery addressed to this full JID is this session's. */
+  accepts(jid: string): boolean;
   /** Writes the payload to the stream (queued first when it is managed); false if the stream is going away. */
   deliver(payload: DeliveryPayload): boolean | Promise<boolean>;
 }

@@ -154,7 +154,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
 
   const receiver = (target: DeliveryTarget, payload: DeliveryPayload): Promise<boolean> => {
     const session = sessions.get(target.sessionId);
-    return Promise.resolve(session !== undefined && session.jid === target.jid && session.deliver(payload));
+    return Promise.resolve(session !== undefined && session.accepts(target.jid) && session.deliver(payload));
   };
 
   const servers = [c2s, directTls, http.server];
