@@ -186,6 +186,18 @@ export class MemorySessionRegistry implements SessionRegistry {
     return Promise.resolve(state.acked + state.unacked.length);
   }
 
+  streamQueued(
+    jid: string,
+    id: string,
+    sessionId: string,
+    after: number,
+  ): Promise<{ readonly sent: number; readonly stanzas: readonly string[] } | undefined> {
+    const state = this.#held(jid, id, sessionId);
+    if (!state) return Promise.resolve(undefined);
+    const stanzas = state.unacked.slice(Math.max(0, after - state.acked));
+    return Promise.resolve({ sent: state.acked + state.unacked.length, stanzas });
+  }
+
   streamAck(
     jid: string,
     id: string,

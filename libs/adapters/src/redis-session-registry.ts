@@ -240,6 +240,13 @@ redis.call('LTRIM', KEYS[3], -${RECENT_STANZAS}, -1)
 local n = redis.call('RPUSH', KEYS[2], ARGV[2])
 return tonumber(redis.call('HGET', KEYS[1], 'ack')) + n`;
 
+/** KEYS[1] state, KEYS[2] queue; ARGV[1] sid, ARGV[2] after. Returns {sent, {stanzas after it}}, or nil. */
+const STREAM_QUEUED = `
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return nil end
+local acked = tonumber(redis.call('HGET', KEYS[1], 'ack'))
+local from = math.max(tonumber(ARGV[2]) - acked, 0)
+return {acked + redis.call('LLEN', KEYS[2]), redis.call('LRANGE', KEYS[2], from, -1)}`;
+
 /** KEYS[1] state, KEYS[2] queue; ARGV[1] sid, ARGV[2] h. Returns {ok, sent}, or nil. */
 const STREAM_ACK = `
 if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return nil end
@@ -325,6 +332,7 @@ const SCRIPTS = {
   streamOpen: script(STREAM_OPEN),
   streamHandled: script(STREAM_HANDLED),
   streamPush: script(STREAM_PUSH),
+  streamQueued: script(STREAM_QUEUED),
   streamAck: script(STREAM_ACK),
   streamDetach: script(STREAM_DETACH),
   streamResume: script(STREAM_RESUME),
@@ -601,6 +609,19 @@ export class RedisSessionRegistry implements SessionRegistry {
   async streamPush(jid: string, id: string, sessionId: string, xml: string): Promise<number | undefined> {
     const reply = await this.#eval(SCRIPTS.streamPush, this.streamKeys(bareOf(jid), id), [sessionId, xml]);
     return typeof reply === 'number' ? reply : undefined;
+  }
+
+  async streamQueued(
+    jid: string,
+    id: string,
+    sessionId: string,
+    after: number,
+  ): Promise<{ readonly sent: number; readonly stanzas: readonly string[] } | undefined> {
+    const [state, queue] = this.streamKeys(bareOf(jid), id);
+    const reply = await this.#eval(SCRIPTS.streamQueued, [state, queue], [sessionId, String(after)]);
+    if (!Array.isArray(reply)) return undefined;
+    const [sent, stanzas] = reply as [number, string[]];
+    return { sent, stanzas };
   }
 
   async streamAck(

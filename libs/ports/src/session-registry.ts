@@ -137,6 +137,17 @@ export interface SessionRegistry {
    */
   streamPush(jid: string, id: string, sessionId: string, xml: string): Promise<number | undefined>;
   /**
+   * The stanzas queued after number `after` (those still unacknowledged), in order, and the number of the
+   * last one queued; undefined when `sessionId` does not hold the state. How a stream finds what was
+   * queued for it but not by it (a router that queued a stanza itself when its delivery failed) to write it.
+   */
+  streamQueued(
+    jid: string,
+    id: string,
+    sessionId: string,
+    after: number,
+  ): Promise<{ readonly sent: number; readonly stanzas: readonly string[] } | undefined>;
+  /**
    * Drops the stanzas numbered up to `h` from the queue. `ok` is false (and nothing changes) when `h` is
    * more than was sent (`sent`); undefined when `sessionId` does not hold the state.
    */

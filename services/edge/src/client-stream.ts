@@ -733,6 +733,8 @@ export class ClientStream implements LocalSession {
   private managedIo(): ManagedStreamIo {
     return {
       write: (el) => this.sendRaw(el),
+      wroteLate: (count) =>
+        this.log.warn({ count }, 'wrote stanzas a router queued for this stream when its delivery failed'),
       tooHigh: (h, sent) =>
         this.fail(
           'undefined-condition',

@@ -32,6 +32,8 @@ export function parseH(value: unknown): number | undefined {
 export interface ManagedStreamIo {
   /** Writes a nonza (`<r/>`, `<a/>`) to the client connection. */
   write(el: Element): void;
+  /** Stanzas that were queued for this stream by others (a router whose delivery failed) were written late. */
+  wroteLate(count: number): void;
   /** The client's `h` said it received more than was sent: end the stream. */
   tooHigh(h: number, sent: number): void;
   /**
@@ -160,11 +162,29 @@ export class ManagedStream {
       number = await this.registry.streamPush(this.jid, this.id, this.sessionId, stanza);
     }
     if (number === undefined) return false;
-    // Already queued (the router retried a delivery whose answer it missed): written then, or it will be.
-    if (number === 0) return true;
+    // Anything else than the next number: stanzas were queued for this stream but not by it (a router
+    // whose delivery here failed, on a deadline or a broken connection, queues the stanza itself), or this
+    // very one was (by such a router, or by this stream when a router retried a delivery whose answer it
+    // missed). Whatever is queued past what this stream wrote goes out now, in order, so that the client's
+    // count stays the queue's.
+    if (number !== this.sent + 1) return this.catchUp(write);
     this.sent = number;
     if (this.hasEnded()) return true; // queued: a resumption or the end of the stream takes it from here
     write(stanza);
+    this.scheduleRequest();
+    return true;
+  }
+
+  /** Writes the stanzas queued past `sent`; true, since the stanza being sent is among them or written. */
+  private async catchUp(write: (stanza: string) => void): Promise<boolean> {
+    const queued = await this.registry.streamQueued(this.jid, this.id, this.sessionId, this.sent);
+    // Not held any more: what is queued goes out with the resumption, or is routed again at the end.
+    if (queued === undefined || queued.sent <= this.sent) return true;
+    const late = queued.sent - this.sent - 1;
+    this.sent = queued.sent;
+    if (this.hasEnded()) return true;
+    for (const stanza of queued.stanzas) write(stanza);
+    if (late > 0) this.io.wroteLate(late);
     this.scheduleRequest();
     return true;
   }

@@ -75,7 +75,8 @@ export function createRouting(deps: {
   /**
    * Hands a stanza to a session's edge. A stream-managed session that has no live connection (detached,
    * or its edge died) takes it into its XEP-0198 queue, to be sent when the stream is resumed; one that
-   * was just resumed elsewhere gets it there.
+   * was just resumed elsewhere gets it there. A live stream whose delivery failed (a deadline, a broken
+   * connection to its edge) also has it queued: the stream writes it when it next sends, or a resumption.
    */
   async function deliverXml(
     session: DeliveryTarget & { readonly stream?: string },

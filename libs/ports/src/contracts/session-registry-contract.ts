@@ -311,6 +311,26 @@ export function describeSessionRegistryContract(name: string, create: () => Prom
         ]);
       });
 
+      it('tells what was queued after a number: the unacknowledged stanzas past it', async () => {
+        const registry = await newRegistry();
+        const { record, id } = await managed(registry);
+        const { jid, sessionId } = record;
+        expect(await registry.streamQueued(jid, id, sessionId, 0)).toEqual({ sent: 0, stanzas: [] });
+        for (const n of [1, 2, 3, 4]) await registry.streamPush(jid, id, sessionId, `<message id="${n}"/>`);
+        expect(await registry.streamQueued(jid, id, sessionId, 2)).toEqual({
+          sent: 4,
+          stanzas: ['<message id="3"/>', '<message id="4"/>'],
+        });
+        expect(await registry.streamQueued(jid, id, sessionId, 4)).toEqual({ sent: 4, stanzas: [] });
+        // Acknowledged stanzas are gone: past an older number, only those still queued.
+        await registry.streamAck(jid, id, sessionId, 3);
+        expect(await registry.streamQueued(jid, id, sessionId, 1)).toEqual({
+          sent: 4,
+          stanzas: ['<message id="4"/>'],
+        });
+        expect(await registry.streamQueued(jid, id, unique('other'), 0)).toBeUndefined();
+      });
+
       it('refuses every call from a session that does not hold the state', async () => {
         const registry = await newRegistry();
         const { record, id } = await managed(registry);
