@@ -63,6 +63,8 @@ export interface FeatureContext {
   readonly log: Logger;
   /** The features enabled in this deployment, of every role (disco and caps are computed from them). */
   readonly features: readonly Feature[];
+  /** Whether archive writes go straight to `store.archive` (see `RoleDeps.archiveInProcess`). */
+  readonly archiveInProcess: boolean;
   /** True if `jid` belongs to this server's domain. */
   isLocal(jid: Jid): boolean;
 }

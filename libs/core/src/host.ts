@@ -34,6 +34,7 @@ export async function setupFeatures(
     routing,
     log,
     features: deps.features,
+    archiveInProcess: deps.archiveInProcess === true,
     isLocal: (jid: Jid) => jid.domain === domain,
   };
   for (const feature of deps.features) {

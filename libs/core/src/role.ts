@@ -20,6 +20,13 @@ export interface RoleDeps {
    * and presence pods not yet upgraded read what upgraded edges write. Default off.
    */
   readonly compactEnvelopes?: boolean;
+  /**
+   * Whether the router hands archive writes straight to `store.archive` instead of publishing them on the
+   * archive topic: only where the archive role shares the process and the store, as in the embedded
+   * shape. MAM requests still go over the topic, and reach the store after every write handed to it
+   * before them (the store takes calls in order). Default off.
+   */
+  readonly archiveInProcess?: boolean;
 }
 
 export interface RoleHandle {

@@ -79,7 +79,7 @@ export class FeatureKit {
   static async open(
     backends: Backends,
     features: readonly Feature[],
-    options: { role?: Role; config?: ConfigInput } = {},
+    options: { role?: Role; config?: ConfigInput; archiveInProcess?: boolean } = {},
   ): Promise<FeatureKit> {
     const config = parseConfig({ ...options.config, domain: DOMAIN });
     const log = silentLogger();
@@ -89,7 +89,7 @@ export class FeatureKit {
     const routing = createRouting({ ...backends, bus, config, hooks, log });
     const host = await setupFeatures(
       options.role ?? 'router',
-      { ...backends, bus, config, log, features },
+      { ...backends, bus, config, log, features, archiveInProcess: options.archiveInProcess === true },
       routing,
       hooks,
     );

@@ -74,8 +74,19 @@ export async function startEmbedded(
   });
   const registry = new MemorySessionRegistry();
   const delivery = new LocalDelivery();
-  // The bus is in this process: every reader of an envelope is this release.
-  const deps: RoleDeps = { config, bus, registry, store, delivery, log, features, compactEnvelopes: true };
+  // The bus is in this process: every reader of an envelope is this release. The archive role shares the
+  // store, so archive writes skip the bus.
+  const deps: RoleDeps = {
+    config,
+    bus,
+    registry,
+    store,
+    delivery,
+    log,
+    features,
+    compactEnvelopes: true,
+    archiveInProcess: true,
+  };
 
   const roles: RoleHandle[] = [];
   let edge: EdgeHandle | undefined;

@@ -1,5 +1,7 @@
 // The archive role (XEP-0313): consumes the archive topic, where a user's archive writes and MAM requests
-// share the user's key, so each request runs after every write published before it.
+// share the user's key, so each request runs after every write published before it. In the embedded
+// shape the router hands writes straight to the store this role shares (RoleDeps.archiveInProcess), and
+// only requests come over the topic.
 import {
   decodeArchiveEnvelope,
   GROUP_ARCHIVE,

@@ -24,29 +24,57 @@ interface Write {
   readonly direction: ArchiveDirection;
 }
 
-async function publishWrites(
-  ctx: FeatureContext,
-  writes: readonly Write[],
-  stanzaId: string,
-  ts: number,
-  xml: string,
-): Promise<void> {
-  await Promise.all(
-    writes.map(({ owner, other, direction }) => {
-      const key = owner.toString();
-      const envelope: ArchiveWriteEnvelope = {
-        t: 'archive-write',
-        id: `${key}/${stanzaId}`,
-        owner: key,
-        stanzaId,
-        with: other.toString(),
-        direction,
-        ts,
-        xml,
-      };
-      return ctx.bus.publish(TOPIC_ARCHIVE, key, encodeEnvelope(envelope));
-    }),
-  );
+/** Writes one message to the archives of `writes`' owners, under one stanza id. */
+type ArchiveWriter = (writes: readonly Write[], stanzaId: string, ts: number, xml: string) => Promise<void>;
+
+/** Archive writes published on the archive topic, for the archive role to store. */
+function publishWrites(ctx: FeatureContext): ArchiveWriter {
+  return async (writes, stanzaId, ts, xml) => {
+    await Promise.all(
+      writes.map(({ owner, other, direction }) => {
+        const key = owner.toString();
+        const envelope: ArchiveWriteEnvelope = {
+          t: 'archive-write',
+          id: `${key}/${stanzaId}`,
+          owner: key,
+          stanzaId,
+          with: other.toString(),
+          direction,
+          ts,
+          xml,
+        };
+        return ctx.bus.publish(TOPIC_ARCHIVE, key, encodeEnvelope(envelope));
+      }),
+    );
+  };
+}
+
+/**
+ * Writes handed to the store in this process and not stored yet, past which a message waits for its own:
+ * the archive's pace then holds the router back, as the archive topic's consumers would through the bus.
+ */
+export const MAX_UNSTORED = 20_000;
+
+/**
+ * Archive writes handed straight to the store (`archiveInProcess`). A message does not wait for them to
+ * be stored, as it would not for a publish on the in-process bus, unless too many are under way.
+ */
+function storeWrites(ctx: FeatureContext): ArchiveWriter {
+  let unstored = 0;
+  const settled = (): void => {
+    unstored -= 1;
+  };
+  return async (writes, stanzaId, ts, xml) => {
+    const stored = writes.map(({ owner, other, direction }) => {
+      unstored += 1;
+      const entry = { id: stanzaId, with: other.toString(), ts, direction, stanza: xml };
+      return ctx.store.archive.append(owner.local, entry).then(settled, (err: unknown) => {
+        settled();
+        ctx.log.error({ err, owner: owner.toString(), id: stanzaId }, 'archive write failed');
+      });
+    });
+    if (unstored > MAX_UNSTORED) await Promise.all(stored);
+  };
 }
 
 /**
@@ -72,6 +100,7 @@ function archivedXml(stanza: Element): string {
  */
 async function archiveInbound(
   ctx: FeatureContext,
+  write: ArchiveWriter,
   { stanza, from, to, online }: HookMap['stanza-inbound'],
 ): Promise<HookResult> {
   if (stanza.name !== 'message') return undefined;
@@ -87,7 +116,7 @@ async function archiveInbound(
     writes.push({ owner: sender, other: recipient, direction: 'out' });
   }
   const stanzaId = newStanzaId();
-  await publishWrites(ctx, writes, stanzaId, Date.now(), archivedXml(stanza));
+  await write(writes, stanzaId, Date.now(), archivedXml(stanza));
   stanza.cnode(stanzaIdElement(recipient.toString(), stanzaId));
   return undefined;
 }
@@ -123,7 +152,8 @@ async function forwardRequest(
 
 /** Sets up the router's side of XEP-0313. */
 export function setupArchiving(ctx: FeatureContext): void {
-  ctx.hooks.on('stanza-inbound', (payload) => archiveInbound(ctx, payload), ARCHIVE_PRIORITY);
+  const write = ctx.archiveInProcess ? storeWrites(ctx) : publishWrites(ctx);
+  ctx.hooks.on('stanza-inbound', (payload) => archiveInbound(ctx, write, payload), ARCHIVE_PRIORITY);
   ctx.hooks.on('account-iq', (payload) => forwardRequest(ctx, payload));
 
   // Requests the archive role does not take: another user's archive (§8.1), or one sent with no stream.

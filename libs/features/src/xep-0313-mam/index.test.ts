@@ -9,7 +9,8 @@ import {
   type ArchiveWriteEnvelope,
   type MamQueryEnvelope,
 } from '@starling/core';
-import type { SessionRecord } from '@starling/ports';
+import type { ArchiveStore, SessionRecord, Store } from '@starling/ports';
+import { waitFor } from '@starling/ports/contracts';
 import { openSqliteStore } from '@starling/store';
 import { attr, Jid, parseTrusted, type Element } from '@starling/xmpp';
 import { errorOf, FeatureKit } from '../test-kit.ts';
@@ -18,6 +19,7 @@ import resultSetManagement from '../xep-0059-rsm.ts';
 import blocking from '../xep-0191-blocking.ts';
 import stanzaIds from '../xep-0359-stanza-ids.ts';
 import { createArchiveHandler, type ArchiveHandler } from './archive-handler.ts';
+import { MAX_UNSTORED } from './archiving.ts';
 import mam from './index.ts';
 
 const JULIET = 'juliet@example.com';
@@ -372,5 +374,81 @@ describe('the archive role (XEP-0313 §4)', () => {
     expect(addressed.map((s) => attr(s, 'from'))).toEqual(Array(6).fill(JULIET));
     kit.vanish(BALCONY);
     expect(await request(balcony, mamSet())).toEqual([]);
+  });
+});
+
+describe('archive writes in the process of the archive (the embedded shape)', () => {
+  async function directKit(store?: (inner: Store) => Store): Promise<FeatureKit> {
+    const inner = await openSqliteStore(':memory:');
+    const opened = await FeatureKit.open(
+      {
+        bus: new MemoryStanzaBus(),
+        registry: new MemorySessionRegistry(),
+        delivery: new LocalDelivery(),
+        store: store === undefined ? inner : store(inner),
+      },
+      [blocking, offline, mam, stanzaIds, resultSetManagement],
+      { archiveInProcess: true },
+    );
+    for (const user of ['juliet', 'romeo']) await opened.addUser(user);
+    await opened.bind(BALCONY);
+    await opened.bind(ORCHARD);
+    return opened;
+  }
+
+  it('hands both copies straight to the store, none to the archive topic, and a later read finds them', async () => {
+    const direct = await directKit();
+    try {
+      await direct.routing.route(parseTrusted(chat(ORCHARD, JULIET, 'But soft')));
+      const [delivered] = direct.take(BALCONY).map((xml) => parseTrusted(xml));
+      const id = String(delivered?.getChild('stanza-id', NS_SID)?.attrs.id);
+      expect(direct.published.filter((record) => record.topic === TOPIC_ARCHIVE)).toEqual([]);
+      // Read after the message was routed, as a MAM request would be: the store takes calls in order.
+      const entries = async (username: string) =>
+        (await direct.store.archive.query(username, { max: 10 }))?.items.map((e) => [
+          e.id,
+          e.with,
+          e.direction,
+        ]);
+      expect(await entries('juliet')).toEqual([[id, ROMEO, 'in']]);
+      expect(await entries('romeo')).toEqual([[id, JULIET, 'out']]);
+    } finally {
+      await direct.close();
+    }
+  });
+
+  it('holds the router back once too many writes wait to be stored, and goes on when they are', async () => {
+    let handed = 0;
+    const waiting: (() => void)[] = [];
+    const direct = await directKit((inner) => {
+      const archive: ArchiveStore = {
+        ...inner.archive,
+        append: () => {
+          handed += 1;
+          return new Promise<void>((resolve) => waiting.push(resolve));
+        },
+      };
+      return { ...inner, archive };
+    });
+    try {
+      // Two copies a message: up to the bound, messages go on without waiting for the store.
+      for (let i = 0; i < MAX_UNSTORED / 2; i++) {
+        await direct.routing.route(parseTrusted(chat(ORCHARD, JULIET, `m${i}`)));
+      }
+      expect(handed).toBe(MAX_UNSTORED);
+      let routed = false;
+      const last = direct.routing.route(parseTrusted(chat(ORCHARD, JULIET, 'one too many'))).then(() => {
+        routed = true;
+      });
+      await waitFor(() => handed === MAX_UNSTORED + 2, 5000, 'the last copies to be handed over');
+      for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(routed).toBe(false);
+      for (const release of waiting.splice(0)) release();
+      await last;
+      expect(routed).toBe(true);
+    } finally {
+      for (const release of waiting.splice(0)) release();
+      await direct.close();
+    }
   });
 });
