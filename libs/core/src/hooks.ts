@@ -24,6 +24,11 @@ export interface HookMap {
   'message-undeliverable': { stanza: Element; to: Jid };
   /** Presence: a session sent its initial presence and is now an available resource. */
   'initial-presence': { session: SessionRecord; stanza: Element };
+  /**
+   * Presence: the router stored a message offline for `owner` while it had (or was getting) an available
+   * session, which may have missed it (see OfflineStoredEnvelope).
+   */
+  'offline-stored': { owner: Jid };
   /** Presence: a session ended; contacts were told. */
   'session-ended': { session: SessionRecord };
   /** Router: an account was deleted (XEP-0077 remove or the CLI); drop what belongs to it. */

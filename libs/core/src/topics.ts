@@ -4,7 +4,10 @@ import type { ArchiveDirection, SessionRecord } from '@starling/ports';
 
 /** Client stanzas from edges, keyed by the sender's bare JID; consumed by the router. */
 export const TOPIC_STANZAS = 'xmpp.stanzas';
-/** Presence stanzas and session ends, keyed by the sender's bare JID; consumed by the presence role. */
+/**
+ * Presence stanzas and session ends, keyed by the sender's bare JID, and word of messages stored offline,
+ * keyed by their recipient's; consumed by the presence role.
+ */
 export const TOPIC_PRESENCE = 'xmpp.presence';
 
 /**
@@ -50,7 +53,20 @@ export interface SessionEndEnvelope {
   readonly record: SessionRecord;
 }
 
-export type Envelope = StanzaEnvelope | SessionEndEnvelope;
+/**
+ * A message was stored offline for `owner` (a bare JID) while a session of it was, or was becoming, an
+ * available resource (XEP-0160): the presence role hands the stored messages over. It comes on the
+ * owner's key, behind any initial presence of the owner, whose own hand-over may have run before the
+ * message was stored.
+ */
+export interface OfflineStoredEnvelope {
+  readonly t: 'offline-stored';
+  readonly id: string;
+  readonly ts: number;
+  readonly owner: string;
+}
+
+export type Envelope = StanzaEnvelope | SessionEndEnvelope | OfflineStoredEnvelope;
 
 /** A routed message to add to the archive of a local account (XEP-0313 §3). */
 export interface ArchiveWriteEnvelope {
@@ -167,7 +183,9 @@ export function decodeEnvelope(value: string): Envelope {
   if (value.startsWith(COMPACT_STANZA)) return decodeCompactStanza(value);
   const parsed: unknown = JSON.parse(value);
   const kind = typeof parsed === 'object' && parsed !== null ? (parsed as { t?: unknown }).t : undefined;
-  if (kind !== 'stanza' && kind !== 'session-end') throw new Error('unknown envelope');
+  if (kind !== 'stanza' && kind !== 'session-end' && kind !== 'offline-stored') {
+    throw new Error('unknown envelope');
+  }
   return parsed as Envelope;
 }
 

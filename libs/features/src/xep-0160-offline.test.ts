@@ -1,10 +1,10 @@
 // XEP-0160 and XEP-0203: which messages wait offline, the delay stamp, the queue limit, and the flush.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalDelivery, MemorySessionRegistry, MemoryStanzaBus } from '@starling/adapters';
-import type { Role } from '@starling/core';
+import { decodeEnvelope, TOPIC_PRESENCE, type Role } from '@starling/core';
 import type { SessionRecord } from '@starling/ports';
 import { openSqliteStore } from '@starling/store';
-import { parseTrusted } from '@starling/xmpp';
+import { Jid, parseTrusted } from '@starling/xmpp';
 import { errorOf, FeatureKit } from './test-kit.ts';
 import offline from './xep-0160-offline.ts';
 
@@ -69,6 +69,38 @@ describe('storing (router)', () => {
     expect(kit.take(ORCHARD).map(errorOf)).toEqual(['cancel service-unavailable']);
   });
 
+  it('tells the presence role, on the recipient’s key, when it stored a message for an available resource', async () => {
+    await open('router');
+    // Routing found no available resource, then one went available before the message was stored: its
+    // initial presence may have handed the stored messages over already.
+    await kit.bind(BALCONY, { available: true, priority: 0 });
+    const stanza = parseTrusted(`<message from="${ORCHARD}" to="${JULIET}"><body>late</body></message>`);
+    await kit.host.hooks.run('message-undeliverable', { stanza, to: Jid.parse(JULIET) });
+    expect(await stored()).toHaveLength(1);
+    const told = kit.published.filter((record) => record.topic === TOPIC_PRESENCE);
+    expect(told.map((record) => [record.key, decodeEnvelope(record.value)])).toEqual([
+      [
+        JULIET,
+        {
+          t: 'offline-stored',
+          id: expect.any(String) as string,
+          ts: expect.any(Number) as number,
+          owner: JULIET,
+        },
+      ],
+    ]);
+  });
+
+  it('tells nobody when the recipient has no resource that takes messages', async () => {
+    await open('router');
+    await kit.bind(BALCONY, { available: false });
+    await kit.bind(`${JULIET}/garden`, { available: true, priority: -1 });
+    const stanza = parseTrusted(`<message from="${ORCHARD}" to="${JULIET}"><body>later</body></message>`);
+    await kit.host.hooks.run('message-undeliverable', { stanza, to: Jid.parse(JULIET) });
+    expect(await stored()).toHaveLength(1);
+    expect(kit.published.filter((record) => record.topic === TOPIC_PRESENCE)).toEqual([]);
+  });
+
   it('bounces other bodiless messages, which it does not store', async () => {
     await open('router');
     await route(
@@ -126,6 +158,32 @@ describe('flushing (presence)', () => {
     const session = await kit.bind(BALCONY);
     await initialPresence(session, '<presence><priority>-1</priority></presence>');
     expect(kit.take(BALCONY)).toEqual([]);
+    expect(await stored()).toHaveLength(1);
+  });
+
+  it('hands over what was stored after an initial presence once the router tells, to the highest priority', async () => {
+    await open('presence');
+    const balcony = await kit.bind(BALCONY);
+    await kit.bind(`${JULIET}/garden`, { available: true, priority: 3 });
+    await kit.bind(`${JULIET}/hidden`, { available: true, priority: -1 });
+    await initialPresence(balcony);
+    expect(kit.take(BALCONY)).toEqual([]);
+    await queue('late');
+    await kit.host.hooks.run('offline-stored', { owner: Jid.parse(JULIET) });
+    expect(kit.take(`${JULIET}/garden`)).toEqual([`<message to="${JULIET}"><body>late</body></message>`]);
+    expect(kit.take(BALCONY)).toEqual([]);
+    expect(await stored()).toEqual([]);
+    // Told again (a replay, or a second message's word): nothing is handed over twice.
+    await kit.host.hooks.run('offline-stored', { owner: Jid.parse(JULIET) });
+    expect(kit.take(`${JULIET}/garden`)).toEqual([]);
+  });
+
+  it('keeps what was stored when no resource takes messages by then', async () => {
+    await open('presence');
+    await kit.bind(`${JULIET}/hidden`, { available: true, priority: -1 });
+    await queue('late');
+    await kit.host.hooks.run('offline-stored', { owner: Jid.parse(JULIET) });
+    expect(kit.take(`${JULIET}/hidden`)).toEqual([]);
     expect(await stored()).toHaveLength(1);
   });
 

@@ -25,6 +25,7 @@ const ROMEO = 'romeo@example.com';
 const EDGE = 'edge-1';
 
 const presenceFeature = allFeatures.find((feature) => feature.id === 'rfc6121-presence');
+const offlineFeature = allFeatures.find((feature) => feature.id === 'xep-0160-offline');
 
 /** Stanzas delivered per full JID, with a way to wait for the n-th one. */
 class Inboxes {
@@ -235,5 +236,24 @@ describe('presence role host', () => {
       `presence available ${JULIET}/balcony`,
     ]);
     expect(host.logged).toEqual(['undecodable record dropped', 'record failed', 'record failed']);
+  });
+
+  it('hands stored messages over when the router says it stored one for an available resource', async () => {
+    const host = await start([offlineFeature!]);
+    const juliet = await bind(host, `${JULIET}/balcony`, true);
+    await host.store.offline.push('juliet', `<message from='${ROMEO}/orchard' to='${JULIET}'/>`, 0, 10);
+    await publish(host, JULIET, { t: 'offline-stored', id: randomUUID(), ts: Date.now(), owner: JULIET });
+    expect(await host.inboxes.until(juliet.jid, 1)).toEqual([`message available ${ROMEO}/orchard`]);
+    await expect.poll(() => host.store.offline.list('juliet')).toEqual([]);
+    // Word about no account is dropped, and the next record is handled.
+    await publish(host, 'example.com', {
+      t: 'offline-stored',
+      id: randomUUID(),
+      ts: Date.now(),
+      owner: 'example.com',
+    });
+    await publish(host, JULIET, fromSession(juliet, '<presence><show>dnd</show></presence>'));
+    expect((await host.inboxes.until(juliet.jid, 2))[1]).toBe(`presence available ${JULIET}/balcony`);
+    expect(host.logged).toEqual(['offline-stored record for no account dropped']);
   });
 });

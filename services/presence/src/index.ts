@@ -8,6 +8,7 @@ import {
   type RoleHandle,
 } from '@starling/core';
 import { presenceHandlerFor, setupRole } from '@starling/features';
+import { Jid } from '@starling/xmpp';
 import { startEdgeSweeper } from './edge-sweeper.ts';
 
 /** Starts consuming the presence topic as the presence consumer group. */
@@ -17,7 +18,17 @@ export async function startPresence(deps: RoleDeps): Promise<RoleHandle> {
   const handler = presenceHandlerFor(host.context);
   if (handler === undefined) log.warn('the rfc6121-presence feature is not enabled: presence is dropped');
 
+  async function offlineStored(owner: string): Promise<void> {
+    const jid = Jid.tryParse(owner);
+    if (jid === undefined || jid.local === '') {
+      log.warn({ owner }, 'offline-stored record for no account dropped');
+      return;
+    }
+    await host.hooks.run('offline-stored', { owner: jid });
+  }
+
   async function dispatch(envelope: Envelope): Promise<void> {
+    if (envelope.t === 'offline-stored') return offlineStored(envelope.owner);
     if (handler === undefined) return;
     if (envelope.t === 'session-end') await handler.sessionEnded(envelope);
     else if (envelope.dir === 'in') await handler.inbound(envelope);

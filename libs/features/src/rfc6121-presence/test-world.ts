@@ -24,7 +24,7 @@ import type {
   Store,
   Subscription,
 } from '@starling/ports';
-import { attr, type Element, NS_ROSTER, parseTrusted } from '@starling/xmpp';
+import { attr, type Element, Jid, NS_ROSTER, parseTrusted } from '@starling/xmpp';
 import { createRouting } from '../rfc6121-routing/index.ts';
 import presenceFeature, { presenceHandlerFor, type PresenceHandler } from './index.ts';
 
@@ -139,7 +139,9 @@ export class World {
         return;
       }
       try {
-        if (envelope.t === 'session-end') await handler.sessionEnded(envelope);
+        if (envelope.t === 'offline-stored') {
+          await host.hooks.run('offline-stored', { owner: Jid.parse(envelope.owner) });
+        } else if (envelope.t === 'session-end') await handler.sessionEnded(envelope);
         else if (envelope.dir === 'in') await handler.inbound(envelope);
         else await handler.outbound(envelope);
       } catch (err) {
