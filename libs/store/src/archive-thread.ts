@@ -38,11 +38,21 @@ const GATHER_MS = 5;
 /** Rows that go to the thread at once, without waiting for GATHER_MS. */
 const GATHER_ROWS = 512;
 /**
- * Room for the largest call the archive role makes, twice over: its write batcher hands over what its
- * handlers in flight wrote (up to 1,024 of them; 256 MB of stanzas at the default stanza size limit), and
- * the thread holds a call's rows while it stages them.
+ * Rows in the largest call the thread gets: the archive role's write batcher hands over what its handlers
+ * in flight wrote (up to 1,024 of them); appends gathered here go at GATHER_ROWS.
  */
+const LARGEST_CALL_ROWS = 1024;
+/** The least heap the thread gets: what `archiveHeapMb` gives at the default stanza size limit, 256 KiB. */
 const MAX_HEAP_MB = 1024;
+
+/**
+ * The thread's heap for stanzas of up to `stanzaBytes` (`limits.stanzaBytes`): room for the largest call
+ * (LARGEST_CALL_ROWS stanzas of the limit's size, which a string may take twice in memory) twice over, since
+ * the thread holds a call's rows while it stages them; never less than MAX_HEAP_MB.
+ */
+export function archiveHeapMb(stanzaBytes: number): number {
+  return Math.max(MAX_HEAP_MB, Math.ceil((2 * 2 * LARGEST_CALL_ROWS * stanzaBytes) / 2 ** 20));
+}
 
 /** The archive in `options.file`, kept by a thread that starts with the first call. */
 export function openArchiveThread(

@@ -10,7 +10,7 @@ import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { defaultSqliteDriver, openSqlite } from './sqlite-driver.ts';
 import { createSqlArchive } from './sql-store.ts';
-import { archiveFileFor, openSqliteStore } from './sqlite-store.ts';
+import { archiveFileFor, archiveHeapMb, openSqliteStore } from './sqlite-store.ts';
 
 // The contract runs against the driver this Node.js uses: better-sqlite3 on Node 20, node:sqlite where built in
 // (better-sqlite3 12 aborts at teardown on Node 24, so it is not exercised there).
@@ -359,6 +359,16 @@ describe('openSqliteStore', () => {
     const store = await openSqliteStore(':memory:');
     await store.close();
     await expect(store.accounts.list()).rejects.toThrow();
+  });
+});
+
+describe('archiveHeapMb', () => {
+  it('gives the archive thread 1,024 MB up to the default stanza limit, and room for larger stanzas above', () => {
+    expect(archiveHeapMb(64 * 1024)).toBe(1024);
+    expect(archiveHeapMb(256 * 1024)).toBe(1024);
+    // 1,024 stanzas of 1 MiB, up to twice that as strings, held twice: 4 GiB.
+    expect(archiveHeapMb(1024 * 1024)).toBe(4096);
+    expect(archiveHeapMb(300 * 1024)).toBe(1200);
   });
 });
 

@@ -17,6 +17,7 @@ import { createSqlStore } from './sql-store.ts';
 import type { Database } from './schema.ts';
 
 export type { ArchiveObserver } from './archive-thread.ts';
+export { archiveHeapMb } from './archive-thread.ts';
 
 export interface SqliteStoreOptions {
   /** The SQLite library (`defaultSqliteDriver()` unless set). */

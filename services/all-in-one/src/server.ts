@@ -1,7 +1,7 @@
 // The embedded shape: edge, router, presence and archive in one process, wired with in-process adapters and SQLite.
 import { join } from 'node:path';
 import { MemoryStanzaBus, MemorySessionRegistry, LocalDelivery } from '@starling/adapters';
-import { openSqliteStore } from '@starling/store';
+import { archiveHeapMb, openSqliteStore } from '@starling/store';
 import {
   archiveMoveFailures,
   archiveStagedRows,
@@ -47,6 +47,7 @@ export async function startEmbedded(
   const file = databaseFile(config);
   const store = await openSqliteStore(file, {
     archive: {
+      maxHeapMb: archiveHeapMb(config.limits.stanzaBytes),
       observer: {
         staged: (rows) => archiveStagedRows.set(rows),
         moveFailed: (error) => {
