@@ -43,15 +43,15 @@ const GATHER_ROWS = 512;
  */
 const LARGEST_CALL_ROWS = 1024;
 /** The least heap the thread gets: what `archiveHeapMb` gives at the default stanza size limit, 256 KiB. */
-const MAX_HEAP_MB = 1024;
+const LEAST_HEAP_MB = 1024;
 
 /**
  * The thread's heap for stanzas of up to `stanzaBytes` (`limits.stanzaBytes`): room for the largest call
  * (LARGEST_CALL_ROWS stanzas of the limit's size, which a string may take twice in memory) twice over, since
- * the thread holds a call's rows while it stages them; never less than MAX_HEAP_MB.
+ * the thread holds a call's rows while it stages them; never less than LEAST_HEAP_MB.
  */
 export function archiveHeapMb(stanzaBytes: number): number {
-  return Math.max(MAX_HEAP_MB, Math.ceil((2 * 2 * LARGEST_CALL_ROWS * stanzaBytes) / 2 ** 20));
+  return Math.max(LEAST_HEAP_MB, Math.ceil((2 * 2 * LARGEST_CALL_ROWS * stanzaBytes) / 2 ** 20));
 }
 
 /** The archive in `options.file`, kept by a thread that starts with the first call. */
@@ -68,7 +68,7 @@ export function openArchiveThread(
   function start(): Worker {
     const started = new Worker(ENTRY, {
       workerData: options,
-      resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? MAX_HEAP_MB },
+      resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? LEAST_HEAP_MB },
     });
     let failure: Error | undefined;
     started.on('message', (reply: ArchiveReply) => {
