@@ -174,7 +174,7 @@ export class ClientStream implements LocalSession {
       const backlog = this.resumeBacklog;
       return new Promise((resolve) => backlog.push({ xml: payload.xml, resolve }));
     }
-    if (this.sm !== undefined) return this.sm.send(payload.xml, (stanza) => this.write(stanza));
+    if (this.sm !== undefined) return this.sm.send(payload.xml);
     this.write(payload.xml);
     return true;
   }
@@ -733,6 +733,7 @@ export class ClientStream implements LocalSession {
   private managedIo(): ManagedStreamIo {
     return {
       write: (el) => this.sendRaw(el),
+      writeStanza: (stanza) => this.write(stanza),
       wroteLate: (count) =>
         this.log.warn({ count }, 'wrote stanzas a router queued for this stream when its delivery failed'),
       tooHigh: (h, sent) =>
@@ -865,7 +866,7 @@ export class ClientStream implements LocalSession {
     sm.resent();
     const backlog = this.resumeBacklog;
     this.resumeBacklog = undefined;
-    for (const pending of backlog) pending.resolve(sm.send(pending.xml, (stanza) => this.write(stanza)));
+    for (const pending of backlog) pending.resolve(sm.send(pending.xml));
     if (previous.sessionId !== sessionId) {
       void delivery
         .deliver(
@@ -881,7 +882,7 @@ export class ClientStream implements LocalSession {
   /** Sends a stanza the edge itself answers (counted and queued when the stream is managed), or a nonza. */
   private send(el: Element): void {
     if (this.sm !== undefined && STANZA_NAMES.has(el.name)) {
-      void this.sm.send(el.toString(), (stanza) => this.write(stanza));
+      void this.sm.send(el.toString());
       return;
     }
     this.sendRaw(el);

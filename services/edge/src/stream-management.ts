@@ -12,6 +12,11 @@ const REQUEST_AFTER_MS = 200;
 const STORE_RETRY_MS = 500;
 /** Refusals in a row after which a stream stops putting its state back (the registry keeps losing it). */
 const MAX_REFUSALS = 3;
+/**
+ * A client's `<r/>` on a stream that asked nothing of the registry's queue for this long makes it look for
+ * stanzas queued for it but not by it: a keepalive finds a stranded stanza, at most one look per interval.
+ */
+const LOOK_AFTER_MS = 30_000;
 
 /** `<failed/>` with a stanza error condition (XEP-0198 §3, §5). */
 export function smFailed(condition: string, h?: number): Element {
@@ -32,6 +37,8 @@ export function parseH(value: unknown): number | undefined {
 export interface ManagedStreamIo {
   /** Writes a nonza (`<r/>`, `<a/>`) to the client connection. */
   write(el: Element): void;
+  /** Writes a stanza, serialized, to the client connection. */
+  writeStanza(stanza: string): void;
   /** Stanzas that were queued for this stream by others (a router whose delivery failed) were written late. */
   wroteLate(count: number): void;
   /** The client's `h` said it received more than was sent: end the stream. */
@@ -72,6 +79,8 @@ export class ManagedStream {
   private requestTimer: NodeJS.Timeout | undefined;
   /** Outbound stanzas go through one chain, so they are queued and written in the order they came. */
   private outbound: Promise<unknown>;
+  /** When this stream last learned the queue's length from the registry (`Date.now()`). */
+  private looked = Date.now();
   private ended = false;
 
   constructor(options: {
@@ -117,8 +126,12 @@ export class ManagedStream {
     this.store();
   }
 
-  /** `<r/>`: answers `<a/>` once everything received so far is handled and its count stored. */
+  /**
+   * `<r/>`: answers `<a/>` once everything received so far is handled and its count stored. On a stream
+   * that wrote nothing for a while, also looks for stanzas queued for it but not by it.
+   */
   requestAck(): void {
+    if (Date.now() - this.looked >= LOOK_AFTER_MS) this.lookForQueued();
     const h = this.received;
     if (this.stored >= h) return this.answer(h, 1);
     const last = this.ackWaiters[this.ackWaiters.length - 1];
@@ -140,8 +153,24 @@ export class ManagedStream {
     }
     if (result === undefined) return;
     if (!result.ok) return this.io.tooHigh(h, result.sent);
+    this.looked = Date.now();
     this.acked = Math.max(this.acked, h);
+    // More queued than this stream wrote: stanzas of its own still on their way to the registry, or ones a
+    // router queued for it when its delivery failed, which no later stanza of this stream may come to carry.
+    if (result.sent > this.sent) this.lookForQueued(result.sent);
     this.scheduleRequest();
+  }
+
+  /**
+   * Behind the stanzas being queued, writes what is queued past what this stream wrote; with `seen` (a
+   * queue length the registry reported), only if this stream's own stanzas do not account for it.
+   */
+  private lookForQueued(seen?: number): void {
+    this.looked = Date.now();
+    const result = this.outbound.then(() =>
+      this.ended || (seen !== undefined && seen <= this.sent) ? true : this.catchUp(false),
+    );
+    this.outbound = result.catch(() => false);
   }
 
   /**
@@ -149,41 +178,45 @@ export class ManagedStream {
    * registry could not take it (the caller falls back: a router to its own queueing or offline storage).
    * Never rejects.
    */
-  send(stanza: string, write: (stanza: string) => void): Promise<boolean> {
-    const result = this.outbound.then(() => this.queueAndWrite(stanza, write)).catch(() => false);
+  send(stanza: string): Promise<boolean> {
+    const result = this.outbound.then(() => this.queueAndWrite(stanza)).catch(() => false);
     this.outbound = result;
     return result;
   }
 
-  private async queueAndWrite(stanza: string, write: (stanza: string) => void): Promise<boolean> {
+  private async queueAndWrite(stanza: string): Promise<boolean> {
     if (this.ended) return false;
     let number = await this.registry.streamPush(this.jid, this.id, this.sessionId, stanza);
     if (number === undefined && !(await this.io.lost())) {
       number = await this.registry.streamPush(this.jid, this.id, this.sessionId, stanza);
     }
     if (number === undefined) return false;
+    this.looked = Date.now();
     // Anything else than the next number: stanzas were queued for this stream but not by it (a router
     // whose delivery here failed, on a deadline or a broken connection, queues the stanza itself), or this
     // very one was (by such a router, or by this stream when a router retried a delivery whose answer it
     // missed). Whatever is queued past what this stream wrote goes out now, in order, so that the client's
     // count stays the queue's.
-    if (number !== this.sent + 1) return this.catchUp(write);
+    if (number !== this.sent + 1) return this.catchUp(true);
     this.sent = number;
     if (this.hasEnded()) return true; // queued: a resumption or the end of the stream takes it from here
-    write(stanza);
+    this.io.writeStanza(stanza);
     this.scheduleRequest();
     return true;
   }
 
-  /** Writes the stanzas queued past `sent`; true, since the stanza being sent is among them or written. */
-  private async catchUp(write: (stanza: string) => void): Promise<boolean> {
+  /**
+   * Writes the stanzas queued past `sent`; true, since the stanza being sent (`sending`) is among them or
+   * written. Those queued by others are counted late.
+   */
+  private async catchUp(sending: boolean): Promise<boolean> {
     const queued = await this.registry.streamQueued(this.jid, this.id, this.sessionId, this.sent);
     // Not held any more: what is queued goes out with the resumption, or is routed again at the end.
     if (queued === undefined || queued.sent <= this.sent) return true;
-    const late = queued.sent - this.sent - 1;
+    const late = queued.sent - this.sent - (sending ? 1 : 0);
     this.sent = queued.sent;
     if (this.hasEnded()) return true;
-    for (const stanza of queued.stanzas) write(stanza);
+    for (const stanza of queued.stanzas) this.io.writeStanza(stanza);
     if (late > 0) this.io.wroteLate(late);
     this.scheduleRequest();
     return true;
