@@ -226,6 +226,33 @@ describe('openSqliteStore', () => {
     await again.close();
   });
 
+  it('moves owners interleaved in arrival order per owner, keeping the first of a repeated id', async () => {
+    const file = join(dir, 'starling.db');
+    const store = await openSqliteStore(file, { archive: { moveRows: 6, quietMs: 60_000 } });
+    // All in one millisecond, ids not in arrival order: only seq, numbered by the move, orders them.
+    await store.archive.appendMany([
+      { username: 'nurse', entry: entry('n2', 7) },
+      { username: 'juliet', entry: entry('z', 7) },
+      { username: 'nurse', entry: entry('n1', 7) },
+      { username: 'juliet', entry: entry('a', 7) },
+      { username: 'juliet', entry: { ...entry('z', 7), stanza: "<message id='z' replayed=''/>" } },
+      { username: 'juliet', entry: entry('m', 7) },
+    ]);
+    await vi.waitFor(
+      async () => expect(await counts(archiveFileFor(file))).toEqual([{ archived: 5, staged: 0 }]),
+      {
+        timeout: 5_000,
+      },
+    );
+    const juliet = await store.archive.query('juliet', { max: 10 });
+    expect(ids(juliet)).toEqual(['z', 'a', 'm']);
+    expect(juliet?.items[0]?.stanza).toBe("<message id='z'/>");
+    expect(ids(await store.archive.query('nurse', { max: 10 }))).toEqual(['n2', 'n1']);
+    // Paging from the middle of the millisecond goes on in the same order.
+    expect(ids(await store.archive.query('juliet', { after: 'z', max: 10 }))).toEqual(['a', 'm']);
+    await store.close();
+  });
+
   it('tells the observer of a failed move, and keeps its rows staged for the next one', async () => {
     const file = join(dir, 'starling.db');
     const archiveFile = archiveFileFor(file);
