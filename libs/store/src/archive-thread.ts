@@ -32,9 +32,10 @@ interface Pending {
 const ENTRY = new URL('./archive-worker-entry.js', import.meta.url);
 /**
  * Appends wait this long for company before they go to the thread as one message: each message costs
- * both threads about as much as a few rows do, and an archive write is off the delivery path.
+ * both threads about as much as a few rows do, and is one commit synced to disk. An archive write is off
+ * the delivery path, and a query still comes after every append made before it (`call`).
  */
-const GATHER_MS = 5;
+const GATHER_MS = 20;
 /** Rows that go to the thread at once, without waiting for GATHER_MS. */
 const GATHER_ROWS = 512;
 /**
