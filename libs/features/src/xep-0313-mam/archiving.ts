@@ -54,6 +54,13 @@ function publishWrites(ctx: FeatureContext): ArchiveWriter {
  * the archive's pace then holds the router back, as the archive topic's consumers would through the bus.
  */
 export const MAX_UNSTORED = 20_000;
+/**
+ * The same bound in characters of stanza (a copy counts its stanza's length): what the writes under way
+ * may hold in memory here and in the archive's thread, whose heap is sized for about a thousand stanzas of
+ * the largest size (`archiveHeapMb`). Chat messages reach MAX_UNSTORED long before this; stanzas near
+ * `limits.stanzaBytes` reach this first.
+ */
+export const MAX_UNSTORED_CHARS = 32 * 2 ** 20;
 
 /**
  * Archive writes handed straight to the store (`archiveInProcess`). A message does not wait for them to
@@ -61,19 +68,22 @@ export const MAX_UNSTORED = 20_000;
  */
 function storeWrites(ctx: FeatureContext): ArchiveWriter {
   let unstored = 0;
-  const settled = (): void => {
-    unstored -= 1;
-  };
+  let unstoredChars = 0;
   return async (writes, stanzaId, ts, xml) => {
+    const settled = (): void => {
+      unstored -= 1;
+      unstoredChars -= xml.length;
+    };
     const stored = writes.map(({ owner, other, direction }) => {
       unstored += 1;
+      unstoredChars += xml.length;
       const entry = { id: stanzaId, with: other.toString(), ts, direction, stanza: xml };
       return ctx.store.archive.append(owner.local, entry).then(settled, (err: unknown) => {
         settled();
         ctx.log.error({ err, owner: owner.toString(), id: stanzaId }, 'archive write failed');
       });
     });
-    if (unstored > MAX_UNSTORED) await Promise.all(stored);
+    if (unstored > MAX_UNSTORED || unstoredChars > MAX_UNSTORED_CHARS) await Promise.all(stored);
   };
 }
 

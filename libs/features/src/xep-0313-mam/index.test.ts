@@ -19,7 +19,7 @@ import resultSetManagement from '../xep-0059-rsm.ts';
 import blocking from '../xep-0191-blocking.ts';
 import stanzaIds from '../xep-0359-stanza-ids.ts';
 import { createArchiveHandler, type ArchiveHandler } from './archive-handler.ts';
-import { MAX_UNSTORED } from './archiving.ts';
+import { MAX_UNSTORED, MAX_UNSTORED_CHARS } from './archiving.ts';
 import mam from './index.ts';
 
 const JULIET = 'juliet@example.com';
@@ -446,6 +446,54 @@ describe('archive writes in the process of the archive (the embedded shape)', ()
       for (const release of waiting.splice(0)) release();
       await last;
       expect(routed).toBe(true);
+    } finally {
+      for (const release of waiting.splice(0)) release();
+      await direct.close();
+    }
+  });
+
+  it('holds the router back by the size of the writes under way too, for large stanzas', async () => {
+    let handedChars = 0;
+    const waiting: (() => void)[] = [];
+    const direct = await directKit((inner) => {
+      const archive: ArchiveStore = {
+        ...inner.archive,
+        append: (_username, entry) => {
+          handedChars += entry.stanza.length;
+          return new Promise<void>((resolve) => waiting.push(resolve));
+        },
+      };
+      return { ...inner, archive };
+    });
+    const body = 'x'.repeat(200_000);
+    try {
+      // Two copies of one stanza a message; below the bound in characters, messages go on.
+      await direct.routing.route(parseTrusted(chat(ORCHARD, JULIET, body)));
+      const copy = handedChars / 2;
+      const below = Math.floor(MAX_UNSTORED_CHARS / (2 * copy));
+      expect(below).toBeLessThan(MAX_UNSTORED / 2);
+      for (let i = 1; i < below; i++) {
+        await direct.routing.route(parseTrusted(chat(ORCHARD, JULIET, body)));
+      }
+      expect(handedChars).toBeLessThanOrEqual(MAX_UNSTORED_CHARS);
+      let routed = false;
+      const last = direct.routing.route(parseTrusted(chat(ORCHARD, JULIET, body))).then(() => {
+        routed = true;
+      });
+      await waitFor(() => handedChars > MAX_UNSTORED_CHARS, 5000, 'the last copies to be handed over');
+      for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(routed).toBe(false);
+      for (const release of waiting.splice(0)) release();
+      await last;
+      expect(routed).toBe(true);
+      // Stored writes no longer count: the next message goes on while its own copies wait.
+      let next = false;
+      void direct.routing.route(parseTrusted(chat(ORCHARD, JULIET, body))).then(() => {
+        next = true;
+      });
+      for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(next).toBe(true);
+      expect(waiting).toHaveLength(2);
     } finally {
       for (const release of waiting.splice(0)) release();
       await direct.close();
