@@ -9,7 +9,7 @@ import {
   type ArchiveWriteEnvelope,
   type MamQueryEnvelope,
 } from '@starling/core';
-import type { ArchiveStore, SessionRecord, Store } from '@starling/ports';
+import type { ArchiveEntry, ArchiveStore, SessionRecord, Store } from '@starling/ports';
 import { waitFor } from '@starling/ports/contracts';
 import { openSqliteStore } from '@starling/store';
 import { attr, Jid, parseTrusted, type Element } from '@starling/xmpp';
@@ -378,6 +378,23 @@ describe('the archive role (XEP-0313 §4)', () => {
 });
 
 describe('archive writes in the process of the archive (the embedded shape)', () => {
+  /** A store whose archive appends wait until released (each one's release goes to `waiting`). */
+  function heldAppends(
+    waiting: (() => void)[],
+    handed: (entry: ArchiveEntry) => void,
+  ): (inner: Store) => Store {
+    return (inner) => {
+      const archive: ArchiveStore = {
+        ...inner.archive,
+        append: (_username, entry) => {
+          handed(entry);
+          return new Promise<void>((resolve) => waiting.push(resolve));
+        },
+      };
+      return { ...inner, archive };
+    };
+  }
+
   async function directKit(store?: (inner: Store) => Store): Promise<FeatureKit> {
     const inner = await openSqliteStore(':memory:');
     const opened = await FeatureKit.open(
@@ -420,16 +437,11 @@ describe('archive writes in the process of the archive (the embedded shape)', ()
   it('holds the router back once too many writes wait to be stored, and goes on when they are', async () => {
     let handed = 0;
     const waiting: (() => void)[] = [];
-    const direct = await directKit((inner) => {
-      const archive: ArchiveStore = {
-        ...inner.archive,
-        append: () => {
-          handed += 1;
-          return new Promise<void>((resolve) => waiting.push(resolve));
-        },
-      };
-      return { ...inner, archive };
-    });
+    const direct = await directKit(
+      heldAppends(waiting, () => {
+        handed += 1;
+      }),
+    );
     try {
       // Two copies a message: up to the bound, messages go on without waiting for the store.
       for (let i = 0; i < MAX_UNSTORED / 2; i++) {
@@ -455,16 +467,11 @@ describe('archive writes in the process of the archive (the embedded shape)', ()
   it('holds the router back by the size of the writes under way too, for large stanzas', async () => {
     let handedChars = 0;
     const waiting: (() => void)[] = [];
-    const direct = await directKit((inner) => {
-      const archive: ArchiveStore = {
-        ...inner.archive,
-        append: (_username, entry) => {
-          handedChars += entry.stanza.length;
-          return new Promise<void>((resolve) => waiting.push(resolve));
-        },
-      };
-      return { ...inner, archive };
-    });
+    const direct = await directKit(
+      heldAppends(waiting, (entry) => {
+        handedChars += entry.stanza.length;
+      }),
+    );
     const body = 'x'.repeat(200_000);
     try {
       // Two copies of one stanza a message; below the bound in characters, messages go on.
