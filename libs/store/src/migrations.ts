@@ -148,6 +148,15 @@ async function createStagedArchive(db: UntypedDb): Promise<void> {
     .execute();
 }
 
+/**
+ * Staged rows by owner: a move takes them owner by owner, in arrival order within each (the index's
+ * order, username then rowid), without sorting the rows and their stanzas; a query or a removal finds its
+ * owner's staged rows without reading them all.
+ */
+async function indexStagedArchive(db: UntypedDb): Promise<void> {
+  await db.schema.createIndex('archive_staged_username').on('archive_staged').column('username').execute();
+}
+
 const STEPS: readonly Step[] = [
   { name: '0001-create-tables', up: createTables },
   { name: '0002-archive', up: createArchive },
@@ -157,6 +166,7 @@ const STEPS: readonly Step[] = [
 const ARCHIVE_FILE_STEPS: readonly Step[] = [
   { name: '0001-archive', up: createArchive },
   { name: '0002-archive-staged', up: createStagedArchive },
+  { name: '0003-archive-staged-username', up: indexStagedArchive },
 ];
 
 /**
