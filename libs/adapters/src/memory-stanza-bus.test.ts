@@ -5,7 +5,7 @@ import { describeStanzaBusContract, waitFor } from '@starling/ports/contracts';
 import { inSpan } from '@starling/telemetry';
 import { recordSpans, type SpanRecorder } from '@starling/telemetry/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryStanzaBus, type Pressure } from './memory-stanza-bus.ts';
+import { MemoryStanzaBus, type MemoryStanzaBusOptions, type Pressure } from './memory-stanza-bus.ts';
 
 describeStanzaBusContract('MemoryStanzaBus', ({ onError }) =>
   Promise.resolve(new MemoryStanzaBus({ onError })),
@@ -20,6 +20,23 @@ function collect(into: BusRecord[]): (record: BusRecord) => Promise<void> {
     into.push(record);
     return Promise.resolve();
   };
+}
+
+/**
+ * A bus with one group, 'slow' on topic 't', whose handlers wait until `release()`; `got` holds the values
+ * they were given and `pressure` what onPressure was told.
+ */
+async function gatedGroup(options: MemoryStanzaBusOptions) {
+  const pressure: (Pressure | undefined)[] = [];
+  const bus = new MemoryStanzaBus({ ...options, onPressure: (behind) => pressure.push(behind) });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const got: string[] = [];
+  await bus.subscribe('t', 'slow', async (record) => {
+    got.push(record.value);
+    await gate;
+  });
+  return { bus, pressure, got, release };
 }
 
 describe('MemoryStanzaBus', () => {
@@ -211,20 +228,12 @@ describe('MemoryStanzaBus', () => {
   });
 
   it("holds ingress publishes while a group is behind, in order, and never the handlers' own", async () => {
-    const pressure: (Pressure | undefined)[] = [];
-    const bus = new MemoryStanzaBus({ highWater: 4, onPressure: (behind) => pressure.push(behind) });
+    const { bus, pressure, got, release } = await gatedGroup({ highWater: 4 });
     const ingress = bus.ingress();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const got: string[] = [];
-    await bus.subscribe('t', 'slow', async (record) => {
-      got.push(record.value);
-      await gate;
-    });
     // One key: the first record runs and holds the others back, so they stay queued.
     for (const value of ['1', '2', '3', '4', '5']) await bus.publish('t', 'k', value);
     await waitFor(() => got.length === 1);
-    expect(pressure).toEqual([{ topic: 't', group: 'slow', queued: 4 }]);
+    expect(pressure).toEqual([{ topic: 't', group: 'slow', queued: 4, queuedChars: 4 }]);
 
     let settled = 0;
     const held = ['i1', 'i2', 'i3'].map((value) => ingress.publish('t', 'k', value).then(() => settled++));
@@ -237,8 +246,12 @@ describe('MemoryStanzaBus', () => {
     await Promise.all(held);
     // Held until the group was down to half of highWater (2 queued), then appended in order: two of them
     // bring it to highWater again, so the third waits for the next time it is down to half.
-    const behind = { topic: 't', group: 'slow', queued: 4 };
-    expect(pressure).toEqual([behind, undefined, behind, undefined]);
+    expect(pressure).toEqual([
+      { topic: 't', group: 'slow', queued: 4, queuedChars: 4 },
+      undefined,
+      { topic: 't', group: 'slow', queued: 4, queuedChars: 6 },
+      undefined,
+    ]);
     await waitFor(() => got.length === 9);
     expect(got.filter((value) => value !== 'from-a-handler')).toEqual([
       '1',
@@ -250,6 +263,31 @@ describe('MemoryStanzaBus', () => {
       'i2',
       'i3',
     ]);
+    await bus.close();
+  });
+
+  it('holds ingress publishes while a group has highWaterChars characters queued, in few records', async () => {
+    const { bus, pressure, got, release } = await gatedGroup({ highWater: 100, highWaterChars: 2_000 });
+    const large = (tag: string): string => tag + 'x'.repeat(799);
+    // The first runs and holds the key; the next three wait: 2,400 characters in three records.
+    for (const tag of ['a', 'b', 'c', 'd']) await bus.publish('t', 'k', large(tag));
+    await waitFor(() => got.length === 1);
+    expect(pressure).toEqual([{ topic: 't', group: 'slow', queued: 3, queuedChars: 2_400 }]);
+
+    let settled = false;
+    const held = bus
+      .ingress()
+      .publish('t', 'k', large('i'))
+      .then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled).toBe(false);
+
+    // Down to 800 characters (half of 2,000 or less) once two more were taken: ingress goes on, in order.
+    release();
+    await held;
+    expect(pressure.at(-1)).toBeUndefined();
+    await waitFor(() => got.length === 5);
+    expect(got.map((value) => value[0])).toEqual(['a', 'b', 'c', 'd', 'i']);
     await bus.close();
   });
 
@@ -288,6 +326,7 @@ describe('MemoryStanzaBus', () => {
 
   it('refuses nonsensical options', () => {
     expect(() => new MemoryStanzaBus({ highWater: 0 })).toThrow(RangeError);
+    expect(() => new MemoryStanzaBus({ highWaterChars: -1 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ partitions: 0 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ maxBuffered: 1.5 })).toThrow(RangeError);
     expect(() => new MemoryStanzaBus({ drainTimeoutMs: 0 })).toThrow(RangeError);

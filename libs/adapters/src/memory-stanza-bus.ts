@@ -22,6 +22,11 @@ export interface MemoryStanzaBusOptions {
    * to wait; they go on once every group is down to half of it. Default 20 000.
    */
   readonly highWater?: number;
+  /**
+   * The same, counted in characters of the records' values: a few thousand large stanzas hold as much
+   * memory as millions of small ones. Default 32 Mi (32 to 64 MB of strings).
+   */
+  readonly highWaterChars?: number;
   /** Told when ingress starts waiting (with the group that is behind) and when it goes on (`undefined`). */
   readonly onPressure?: (behind: Pressure | undefined) => void;
 }
@@ -31,6 +36,8 @@ export interface Pressure {
   readonly topic: string;
   readonly group: string;
   readonly queued: number;
+  /** Characters of the values of those records. */
+  readonly queuedChars: number;
 }
 
 const DONE: Promise<void> = Promise.resolve();
@@ -86,6 +93,8 @@ interface Group {
   readonly queues: (PartitionQueue | undefined)[];
   /** Records enqueued and not yet handed to a handler. */
   waiting: number;
+  /** Characters of their values. */
+  waitingChars: number;
 }
 
 interface Topic {
@@ -130,7 +139,8 @@ function positiveInteger(value: number, what: string): number {
  * travels in the record's headers and each handler runs in a span that continues it.
  *
  * Memory is the bound, so a group that falls behind must slow down what comes in: the view `ingress()`,
- * given to the edge, holds its publishes (in order) while a group has `highWater` records queued, and the
+ * given to the edge, holds its publishes (in order) while a group has `highWater` records (or
+ * `highWaterChars` characters of them) queued, and the
  * edge stops reading from connections whose publishes wait. Handlers' own publishes never wait: roles
  * publish to each other in a cycle (router to presence, presence to itself), and a handler waiting for
  * room that only handlers can make would stop them all. What handlers publish is bounded by what came in.
@@ -142,6 +152,8 @@ export class MemoryStanzaBus implements StanzaBus {
   readonly #drainTimeout: number;
   readonly #highWater: number;
   readonly #lowWater: number;
+  readonly #highWaterChars: number;
+  readonly #lowWaterChars: number;
   readonly #onPressure: ((behind: Pressure | undefined) => void) | undefined;
   readonly #topics = new Map<string, Topic>();
   /** Whether a group is at `highWater`, so ingress publishes are held. */
@@ -159,6 +171,8 @@ export class MemoryStanzaBus implements StanzaBus {
     this.#drainTimeout = positiveInteger(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs');
     this.#highWater = positiveInteger(options.highWater ?? 20_000, 'highWater');
     this.#lowWater = Math.floor(this.#highWater / 2);
+    this.#highWaterChars = positiveInteger(options.highWaterChars ?? 32 * 2 ** 20, 'highWaterChars');
+    this.#lowWaterChars = Math.floor(this.#highWaterChars / 2);
     this.#onPressure = options.onPressure;
     this.#onError =
       options.onError ??
@@ -224,16 +238,25 @@ export class MemoryStanzaBus implements StanzaBus {
     }
   }
 
-  #press(group: Group): void {
-    this.#pressed = true;
-    this.#onPressure?.({ topic: group.topic, group: group.name, queued: group.waiting });
+  #atHighWater(group: Group): boolean {
+    return group.waiting >= this.#highWater || group.waitingChars >= this.#highWaterChars;
   }
 
-  /** Ingress goes on once every group with members is down to `lowWater`. */
+  #atLowWater(group: Group): boolean {
+    return group.waiting <= this.#lowWater && group.waitingChars <= this.#lowWaterChars;
+  }
+
+  #press(group: Group): void {
+    this.#pressed = true;
+    const { topic, name, waiting, waitingChars } = group;
+    this.#onPressure?.({ topic, group: name, queued: waiting, queuedChars: waitingChars });
+  }
+
+  /** Ingress goes on once every group with members is down to half of both high waters. */
   #maybeRelease(): void {
     for (const state of this.#topics.values()) {
       for (const group of state.groups.values()) {
-        if (group.members.length > 0 && group.waiting > this.#lowWater) return;
+        if (group.members.length > 0 && !this.#atLowWater(group)) return;
       }
     }
     this.#pressed = false;
@@ -266,7 +289,7 @@ export class MemoryStanzaBus implements StanzaBus {
     const state = this.#topic(topic);
     let joined = state.groups.get(group);
     if (!joined) {
-      joined = { topic, name: group, members: [], queues: [], waiting: 0 };
+      joined = { topic, name: group, members: [], queues: [], waiting: 0, waitingChars: 0 };
       state.groups.set(group, joined);
       if (state.groups.size === 1) {
         for (const record of state.early) {
@@ -277,7 +300,7 @@ export class MemoryStanzaBus implements StanzaBus {
     }
     const member: Member = { handler, inFlight: 0, idle: undefined, left: undefined };
     joined.members.push(member);
-    if (!this.#pressed && joined.waiting >= this.#highWater) this.#press(joined);
+    if (!this.#pressed && this.#atHighWater(joined)) this.#press(joined);
     for (const queue of joined.queues) {
       if (queue && queue.head < queue.records.length) this.#schedule(joined, queue);
     }
@@ -347,7 +370,8 @@ export class MemoryStanzaBus implements StanzaBus {
       scheduled: false,
     });
     group.waiting++;
-    if (group.waiting >= this.#highWater && !this.#pressed && group.members.length > 0) this.#press(group);
+    group.waitingChars += record.value.length;
+    if (!this.#pressed && group.members.length > 0 && this.#atHighWater(group)) this.#press(group);
     if (queue.claimed.has(record.key)) {
       const later = queue.parked.get(record.key);
       if (later) later.push(record);
@@ -393,8 +417,9 @@ export class MemoryStanzaBus implements StanzaBus {
       queue.records[queue.head] = undefined;
       queue.head++;
       group.waiting--;
-      // A group that is behind comes down through lowWater one record at a time.
-      if (this.#pressed && group.waiting === this.#lowWater) this.#maybeRelease();
+      group.waitingChars -= record.value.length;
+      // While ingress is held, each group at its low water looks whether the others are too.
+      if (this.#pressed && this.#atLowWater(group)) this.#maybeRelease();
       // Under steady load the queue may never empty, so the consumed prefix is dropped as it goes.
       if (queue.head >= COMPACT_AFTER && queue.head * 2 >= queue.records.length) compact(queue);
       queue.running++;
