@@ -80,6 +80,18 @@ export const archiveStagedRows = new Gauge({
   registers: [metricsRegistry],
 });
 
+export const archiveHeapUsed = new Gauge({
+  name: 'xmpp_archive_heap_used_bytes',
+  help: 'Heap the embedded archive thread uses, read after each move of staged rows.',
+  registers: [metricsRegistry],
+});
+
+export const archiveHeapLimit = new Gauge({
+  name: 'xmpp_archive_heap_limit_bytes',
+  help: 'Heap at which the embedded archive thread would stop (it follows limits.stanzaBytes); read after each move.',
+  registers: [metricsRegistry],
+});
+
 export const archiveMoveFailures = new Counter({
   name: 'xmpp_archive_move_failures_total',
   help: 'Moves of staged archive rows into the indexed archive that failed (embedded store); the rows stay staged for the next move.',

@@ -22,6 +22,8 @@ export interface ArchiveObserver {
   staged?(rows: number): void;
   /** A move failed; its rows stay staged for the next one. */
   moveFailed?(error: string): void;
+  /** The thread's heap in bytes, used and its limit, after each move. */
+  heap?(used: number, limit: number): void;
 }
 
 interface Pending {
@@ -75,6 +77,7 @@ export function openArchiveThread(
     started.on('message', (reply: ArchiveReply) => {
       observer.staged?.(reply.staged);
       if ('moved' in reply) {
+        observer.heap?.(reply.heap.used, reply.heap.limit);
         if (reply.error !== undefined) observer.moveFailed?.(reply.error);
         return;
       }

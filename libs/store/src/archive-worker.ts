@@ -7,6 +7,7 @@
 // ones. Staged rows are stored as durably as the archive's: a thread stopped before moving them moves
 // them when it starts again.
 import { getPriority, setPriority } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { ArchiveQuery, ArchiveStore } from '@starling/ports';
@@ -55,7 +56,18 @@ export type ArchiveRequest =
 export type ArchiveReply =
   | { readonly id: number; readonly value: unknown; readonly staged: number }
   | { readonly id: number; readonly error: string; readonly staged: number }
-  | { readonly moved: true; readonly staged: number; readonly error?: string };
+  | { readonly moved: true; readonly staged: number; readonly heap: ArchiveHeap; readonly error?: string };
+
+/** The thread's own heap, in bytes: what it uses, and where it would stop (its `maxHeapMb` and more). */
+export interface ArchiveHeap {
+  readonly used: number;
+  readonly limit: number;
+}
+
+function heap(): ArchiveHeap {
+  const { used_heap_size: used, heap_size_limit: limit } = getHeapStatistics();
+  return { used, limit };
+}
 
 const COLUMNS = 'username, id, with_jid, ts, direction, stanza';
 
@@ -269,9 +281,14 @@ export function serveArchive(port: MessagePort, options: ArchiveThreadOptions): 
     void run(async () => {
       (await ready).moveAll();
     }).then(
-      () => port.postMessage({ moved: true, staged: staged() } satisfies ArchiveReply),
+      () => port.postMessage({ moved: true, staged: staged(), heap: heap() } satisfies ArchiveReply),
       (err: unknown) =>
-        port.postMessage({ moved: true, staged: staged(), error: describe(err) } satisfies ArchiveReply),
+        port.postMessage({
+          moved: true,
+          staged: staged(),
+          heap: heap(),
+          error: describe(err),
+        } satisfies ArchiveReply),
     );
 
   async function handle(request: ArchiveRequest): Promise<unknown> {

@@ -4,6 +4,8 @@ import { MemoryStanzaBus, MemorySessionRegistry, LocalDelivery } from '@starling
 import { archiveHeapMb, openSqliteStore } from '@starling/store';
 import {
   archiveMoveFailures,
+  archiveHeapLimit,
+  archiveHeapUsed,
   archiveStagedRows,
   busBackpressure,
   busBackpressureEvents,
@@ -50,6 +52,10 @@ export async function startEmbedded(
       maxHeapMb: archiveHeapMb(config.limits.stanzaBytes),
       observer: {
         staged: (rows) => archiveStagedRows.set(rows),
+        heap: (used, limit) => {
+          archiveHeapUsed.set(used);
+          archiveHeapLimit.set(limit);
+        },
         moveFailed: (error) => {
           archiveMoveFailures.inc();
           log.error({ error }, 'archive: moving staged rows failed; they stay staged for the next move');
