@@ -19,6 +19,7 @@ import {
   type Element,
   type Jid,
 } from '@starling/xmpp';
+import { highestPriority } from './resources.ts';
 
 /** XEP-0085 §5.5: a notification without content is never stored, nor bounced as undeliverable. */
 function isChatStateOnly(stanza: Element): boolean {
@@ -81,13 +82,12 @@ async function flush(ctx: FeatureContext, session: SessionRecord, presence?: Ele
   if (delivered.length > 0) await ctx.store.offline.remove(username, delivered);
 }
 
-/** Hands what is stored to the available resource with the highest non-negative priority, if any. */
+/**
+ * Hands what is stored to an available resource with the highest non-negative priority, if any (the first
+ * the registry lists, when several tie: stored messages go to one resource only).
+ */
 async function flushToOnline(ctx: FeatureContext, owner: Jid): Promise<void> {
-  let best: SessionRecord | undefined;
-  for (const session of await ctx.registry.resources(owner.toString())) {
-    if (!session.available || session.priority < 0) continue;
-    if (best === undefined || session.priority > best.priority) best = session;
-  }
+  const [best] = highestPriority(await ctx.registry.resources(owner.toString()));
   if (best !== undefined) await flush(ctx, best);
 }
 

@@ -18,6 +18,7 @@ import type {
   Store,
 } from '@starling/ports';
 import { attr, errorReply, Jid, stanzaType, type Element, type StanzaErrorCondition } from '@starling/xmpp';
+import { highestPriority } from '../resources.ts';
 
 /** Presence types the recipient's presence role must process (RFC 6121 §3 and §4.3). */
 const SUBSCRIPTION_TYPES: ReadonlySet<string> = new Set([
@@ -38,21 +39,6 @@ function messageType(stanza: Element): MessageType {
 
 function parseAddress(value: string | undefined): Jid | undefined {
   return value === undefined ? undefined : Jid.tryParse(value);
-}
-
-/** RFC 6121 §8.5.2.1.1: the available resources with the highest non-negative priority, all of them if tied. */
-function highestPriority(sessions: readonly SessionRecord[]): SessionRecord[] {
-  let best = -1;
-  let chosen: SessionRecord[] = [];
-  for (const session of sessions) {
-    if (!session.available || session.priority < 0 || session.priority < best) continue;
-    if (session.priority > best) {
-      best = session.priority;
-      chosen = [];
-    }
-    chosen.push(session);
-  }
-  return chosen;
 }
 
 /**
