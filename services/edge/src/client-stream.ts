@@ -28,6 +28,7 @@ import {
   NS_SESSION,
   NS_STREAM,
   NS_TLS,
+  serialize,
   StanzaError,
   StreamError,
   streamErrorElement,
@@ -645,7 +646,7 @@ export class ClientStream implements LocalSession {
       sessionId: session.record.sessionId,
       edgeId: this.ctx.edgeId,
       ts: Date.now(),
-      xml: el.toString(),
+      xml: serialize(el),
     };
     const topic = el.name === 'presence' ? TOPIC_PRESENCE : TOPIC_STANZAS;
     const encode = this.ctx.deps.compactEnvelopes === true ? encodeStanzaEnvelope : encodeEnvelope;
@@ -882,7 +883,7 @@ export class ClientStream implements LocalSession {
   /** Sends a stanza the edge itself answers (counted and queued when the stream is managed), or a nonza. */
   private send(el: Element): void {
     if (this.sm !== undefined && STANZA_NAMES.has(el.name)) {
-      void this.sm.send(el.toString());
+      void this.sm.send(serialize(el));
       return;
     }
     this.sendRaw(el);
@@ -893,7 +894,7 @@ export class ClientStream implements LocalSession {
     if (this.transport.framing === 'framed' && STANZA_NAMES.has(el.name) && el.attrs.xmlns === undefined) {
       el.attrs.xmlns = NS_CLIENT;
     }
-    this.transport.send(el.toString());
+    this.transport.send(serialize(el));
   }
 
   /** Writes a serialized stanza. */

@@ -17,7 +17,15 @@ import type {
   StanzaBus,
   Store,
 } from '@starling/ports';
-import { attr, errorReply, Jid, stanzaType, type Element, type StanzaErrorCondition } from '@starling/xmpp';
+import {
+  attr,
+  errorReply,
+  Jid,
+  serialize,
+  stanzaType,
+  type Element,
+  type StanzaErrorCondition,
+} from '@starling/xmpp';
 import { highestPriority } from '../resources.ts';
 
 /** Presence types the recipient's presence role must process (RFC 6121 §3 and §4.3). */
@@ -102,7 +110,7 @@ export function createRouting(deps: {
       sessionId: '',
       edgeId: '',
       ts: Date.now(),
-      xml: stanza.toString(),
+      xml: serialize(stanza),
     });
     await deps.bus.publish(TOPIC_PRESENCE, key, envelope);
   }
@@ -211,7 +219,7 @@ export function createRouting(deps: {
     const online = sessions.length > 0;
     if (inbound && (await deps.hooks.run('stanza-inbound', { stanza, from, to, online })) === 'handled')
       return;
-    const xml = stanza.toString();
+    const xml = serialize(stanza);
     if (to.isBare) await toBare(stanza, to, sessions, xml);
     else await toFull(stanza, to, sessions, xml);
   }
@@ -219,7 +227,7 @@ export function createRouting(deps: {
   return {
     route: (stanza) => route(stanza),
     reroute: (stanza) => route(stanza, false),
-    deliver: (session, stanza) => deliverXml(session, stanza.toString()),
+    deliver: (session, stanza) => deliverXml(session, serialize(stanza)),
     async close(session, condition) {
       await deps.delivery.deliver(
         { edgeId: session.edgeId, sessionId: session.sessionId, jid: session.jid },

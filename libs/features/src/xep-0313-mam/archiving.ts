@@ -11,7 +11,7 @@ import {
   type MamQueryEnvelope,
 } from '@starling/core';
 import type { ArchiveDirection } from '@starling/ports';
-import { attr, NS_CLIENT, NS_MAM, StanzaError, type Element, type Jid } from '@starling/xmpp';
+import { attr, NS_CLIENT, NS_MAM, serialize, StanzaError, type Element, type Jid } from '@starling/xmpp';
 import { newStanzaId, removeForgedStanzaIds, stanzaIdElement } from '../xep-0359-stanza-ids.ts';
 import { isArchivable } from './archivable.ts';
 
@@ -95,7 +95,7 @@ function archivedXml(stanza: Element): string {
   const own = stanza.attrs.xmlns as unknown;
   stanza.attrs.xmlns = NS_CLIENT;
   try {
-    return stanza.toString();
+    return serialize(stanza);
   } finally {
     if (own === undefined) delete stanza.attrs.xmlns;
     else stanza.attrs.xmlns = own;
