@@ -38,6 +38,15 @@ describe('removeForgedStanzaIds', () => {
     );
   });
 
+  it('drops a forged stanza-id written with a prefix when it is the only one', () => {
+    const message = parseTrusted(
+      '<message to="juliet@example.com"><body>hi</body>' +
+        '<sid:stanza-id xmlns:sid="urn:xmpp:sid:0" by="example.com" id="prefixed"/></message>',
+    );
+    removeForgedStanzaIds(message, 'example.com');
+    expect(message.toString()).toBe('<message to="juliet@example.com"><body>hi</body></message>');
+  });
+
   it('builds the element an archive adds', () => {
     expect(stanzaIdElement('juliet@example.com', 'X1').toString()).toBe(
       '<stanza-id xmlns="urn:xmpp:sid:0" by="juliet@example.com" id="X1"/>',

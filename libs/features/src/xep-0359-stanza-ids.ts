@@ -51,6 +51,8 @@ export function stanzaIdElement(by: string, id: string): Element {
  * not assigned here, since the server adds its own only after this; it is dropped, whoever sent it.
  */
 export function removeForgedStanzaIds(stanza: Element, domain: string): void {
+  // Most messages carry none: their children are left as they are, not copied.
+  if (!stanza.children.some((child) => typeof child !== 'string' && child.getName() === 'stanza-id')) return;
   stanza.children = stanza.children.filter((child) => {
     if (typeof child === 'string' || !child.is('stanza-id', NS_SID)) return true;
     const by = Jid.tryParse(attr(child, 'by') ?? '');

@@ -12,7 +12,8 @@ export function xml(
 ): Element {
   const clean: Record<string, string> = {};
   if (attrs) {
-    for (const [key, value] of Object.entries(attrs)) {
+    for (const key in attrs) {
+      const value = attrs[key];
       if (value !== undefined) clean[key] = String(value);
     }
   }

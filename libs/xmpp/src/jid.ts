@@ -24,6 +24,9 @@ export class Jid {
   readonly local: string;
   readonly domain: string;
   readonly resource: string;
+  // Made on first use and kept: a parsed address is cached, and routing asks every stanza's for both.
+  #bare: Jid | undefined = undefined;
+  #text: string | undefined = undefined;
 
   private constructor(local: string, domain: string, resource: string) {
     this.local = local;
@@ -81,7 +84,8 @@ export class Jid {
 
   /** The bare JID (localpart@domainpart, or the domain alone). */
   bare(): Jid {
-    return this.resource === '' ? this : new Jid(this.local, this.domain, '');
+    if (this.resource === '') return this;
+    return (this.#bare ??= new Jid(this.local, this.domain, ''));
   }
 
   withResource(resource: string): Jid {
@@ -98,8 +102,10 @@ export class Jid {
   }
 
   toString(): string {
+    if (this.#text !== undefined) return this.#text;
     let s = this.local === '' ? this.domain : `${this.local}@${this.domain}`;
     if (this.resource !== '') s += `/${this.resource}`;
+    this.#text = s;
     return s;
   }
 }

@@ -21,9 +21,18 @@ export function isArchivable(stanza: Element): boolean {
   if (stanza.name !== 'message') return false;
   const type = stanzaType(stanza);
   if (type !== 'chat' && type !== 'normal') return false;
-  const children = stanza.getChildElements();
-  const hinted = (hint: string): boolean => children.some((child) => child.is(hint, NS_HINTS));
-  if (hinted('no-store') || hinted('no-permanent-store')) return false;
-  if (stanza.getChild('body') !== undefined || hinted('store')) return true;
-  return children.some((child) => ENCRYPTED.some(([name, ns]) => child.is(name, ns)));
+  // One pass over the children, without copying them: every message routed to a local user comes here.
+  let body = false;
+  let store = false;
+  let encrypted = false;
+  for (const child of stanza.children) {
+    if (typeof child === 'string') continue;
+    const name = child.getName();
+    if (name === 'body') body = true;
+    else if (name === 'no-store' || name === 'no-permanent-store') {
+      if (child.is(name, NS_HINTS)) return false;
+    } else if (name === 'store') store ||= child.is(name, NS_HINTS);
+    else encrypted ||= ENCRYPTED.some(([payload, ns]) => child.is(payload, ns));
+  }
+  return body || store || encrypted;
 }
