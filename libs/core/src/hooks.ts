@@ -64,7 +64,9 @@ export class Hooks {
     const chain = this.chains.get(name);
     if (!chain) return undefined;
     for (const { handler } of chain) {
-      if ((await handler(payload)) === 'handled') return 'handled';
+      // A handler that answers at once is not awaited: most stanzas pass every handler that way.
+      const answer = handler(payload);
+      if ((answer instanceof Promise ? await answer : answer) === 'handled') return 'handled';
     }
     return undefined;
   }

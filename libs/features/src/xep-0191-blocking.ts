@@ -1,6 +1,6 @@
 // XEP-0191: Blocking Command. The blocklist IQs, and the checks every stanza to or from a user passes.
 import { randomUUID } from 'node:crypto';
-import { defineFeature, type FeatureContext } from '@starling/core';
+import { defineFeature, type FeatureContext, type HookResult } from '@starling/core';
 import type { Store } from '@starling/ports';
 import {
   attr,
@@ -26,24 +26,42 @@ const CACHE_USERS = 10_000;
 type Blocklist = ReadonlySet<string>;
 
 // Blocklists by username, loaded once and reused: the checks run on every routed stanza.
+interface CachedBlocklist {
+  readonly list: Promise<Blocklist>;
+  readonly at: number;
+  /** The list, once loaded. */
+  loaded: Blocklist | undefined;
+}
+
 function createBlocklistCache(store: Store): {
   get(username: string): Promise<Blocklist>;
+  /** The list if it is loaded and fresh, without waiting: the common case, answered synchronously. */
+  peek(username: string): Blocklist | undefined;
   invalidate(username: string): void;
 } {
-  const entries = new BoundedMap<string, { list: Promise<Blocklist>; at: number }>(CACHE_USERS);
+  const entries = new BoundedMap<string, CachedBlocklist>(CACHE_USERS);
+  const fresh = (username: string): CachedBlocklist | undefined => {
+    const hit = entries.get(username);
+    return hit && Date.now() - hit.at < CACHE_TTL_MS ? hit : undefined;
+  };
   return {
     get(username) {
-      const hit = entries.get(username);
-      if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.list;
+      const hit = fresh(username);
+      if (hit) return hit.list;
       // Replaced in place rather than deleted and added: a refresh then keeps the user's one place in
       // the map's order, where a delete would leave a second one behind that evicts the user early.
-      const entry = { list: store.blocklists.list(username).then((jids) => new Set(jids)), at: Date.now() };
+      const entry: CachedBlocklist = {
+        list: store.blocklists.list(username).then((jids) => (entry.loaded = new Set(jids))),
+        at: Date.now(),
+        loaded: undefined,
+      };
       entries.set(username, entry);
       entry.list.catch(() => {
         if (entries.get(username) === entry) entries.delete(username);
       });
       return entry.list;
     },
+    peek: (username) => fresh(username)?.loaded,
     invalidate(username) {
       entries.delete(username);
     },
@@ -93,16 +111,24 @@ export default defineFeature({
     const cache = createBlocklistCache(ctx.store);
 
     // §3.4: stanzas from a blocked entity never reach the user; the user appears offline to it.
+    async function refuseInbound(stanza: Element): Promise<HookResult> {
+      const type = attr(stanza, 'type');
+      const answer =
+        (stanza.name === 'message' && type !== 'error') ||
+        (stanza.name === 'iq' && (type === 'get' || type === 'set'));
+      if (answer) await ctx.routing.route(errorReply(stanza, 'service-unavailable'));
+      return 'handled';
+    }
+    // Every routed stanza passes here: a loaded list answers at once, without a promise.
     ctx.hooks.on(
       'stanza-inbound',
-      async ({ stanza, from, to }) => {
-        if (to.local === '' || !isBlocked(await cache.get(to.local), from)) return undefined;
-        const type = attr(stanza, 'type');
-        const answer =
-          (stanza.name === 'message' && type !== 'error') ||
-          (stanza.name === 'iq' && (type === 'get' || type === 'set'));
-        if (answer) await ctx.routing.route(errorReply(stanza, 'service-unavailable'));
-        return 'handled';
+      ({ stanza, from, to }) => {
+        if (to.local === '') return undefined;
+        const loaded = cache.peek(to.local);
+        if (loaded !== undefined) return isBlocked(loaded, from) ? refuseInbound(stanza) : undefined;
+        return cache
+          .get(to.local)
+          .then((list) => (isBlocked(list, from) ? refuseInbound(stanza) : undefined));
       },
       100,
     );
@@ -110,20 +136,26 @@ export default defineFeature({
     if (ctx.role !== 'router') return;
     setupCommands(ctx, cache);
 
+    async function refuseOutbound(stanza: Element, from: Jid): Promise<HookResult> {
+      const type = attr(stanza, 'type');
+      if (stanza.name === 'presence' || type === 'error' || type === 'result') return 'handled';
+      const error = new StanzaError('not-acceptable', undefined, {
+        type: 'cancel',
+        extra: xml('blocked', { xmlns: NS_BLOCKING_ERRORS }),
+      });
+      // Straight to the session: routed, the reply would come "from" the blocked JID and be dropped.
+      const session = await ctx.registry.get(from.toString());
+      if (session) await ctx.routing.deliver(session, errorReply(stanza, error));
+      return 'handled';
+    }
     ctx.hooks.on(
       'stanza-outbound',
-      async ({ stanza, from, to }) => {
-        if (!isBlocked(await cache.get(from.local), to)) return undefined;
-        const type = attr(stanza, 'type');
-        if (stanza.name === 'presence' || type === 'error' || type === 'result') return 'handled';
-        const error = new StanzaError('not-acceptable', undefined, {
-          type: 'cancel',
-          extra: xml('blocked', { xmlns: NS_BLOCKING_ERRORS }),
-        });
-        // Straight to the session: routed, the reply would come "from" the blocked JID and be dropped.
-        const session = await ctx.registry.get(from.toString());
-        if (session) await ctx.routing.deliver(session, errorReply(stanza, error));
-        return 'handled';
+      ({ stanza, from, to }) => {
+        const loaded = cache.peek(from.local);
+        if (loaded !== undefined) return isBlocked(loaded, to) ? refuseOutbound(stanza, from) : undefined;
+        return cache
+          .get(from.local)
+          .then((list) => (isBlocked(list, to) ? refuseOutbound(stanza, from) : undefined));
       },
       100,
     );
