@@ -34,10 +34,13 @@ interface Pending {
 const ENTRY = new URL('./archive-worker-entry.js', import.meta.url);
 /**
  * Appends wait this long for company before they go to the thread as one message: each message costs
- * both threads about as much as a few rows do, and is one commit synced to disk. An archive write is off
- * the delivery path, and a query still comes after every append made before it (`call`).
+ * both threads about as much as a few rows do, and is one commit synced to disk (about 1 ms of CPU, mostly
+ * the kernel's). An archive write is off the delivery path, and a query still comes after every append
+ * made before it (`call`). Like a record on the in-process bus, an append gathered here is lost if the
+ * process dies before it is handed over. 100 ms rather than 20 took a sixth off the thread's CPU in chat
+ * at 2,500 msg/s (docs/benchmarks.md).
  */
-const GATHER_MS = 20;
+const GATHER_MS = 100;
 /** Rows that go to the thread at once, without waiting for GATHER_MS. */
 const GATHER_ROWS = 512;
 /**
