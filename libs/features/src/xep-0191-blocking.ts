@@ -25,7 +25,6 @@ const CACHE_USERS = 10_000;
 
 type Blocklist = ReadonlySet<string>;
 
-// Blocklists by username, loaded once and reused: the checks run on every routed stanza.
 interface CachedBlocklist {
   readonly list: Promise<Blocklist>;
   readonly at: number;
@@ -33,6 +32,7 @@ interface CachedBlocklist {
   loaded: Blocklist | undefined;
 }
 
+// Blocklists by username, loaded once and reused: the checks run on every routed stanza.
 function createBlocklistCache(store: Store): {
   get(username: string): Promise<Blocklist>;
   /** The list if it is loaded and fresh, without waiting: the common case, answered synchronously. */
