@@ -140,10 +140,10 @@ function positiveInteger(value: number, what: string): number {
  *
  * Memory is the bound, so a group that falls behind must slow down what comes in: the view `ingress()`,
  * given to the edge, holds its publishes (in order) while a group has `highWater` records (or
- * `highWaterChars` characters of them) queued, and the
- * edge stops reading from connections whose publishes wait. Handlers' own publishes never wait: roles
- * publish to each other in a cycle (router to presence, presence to itself), and a handler waiting for
- * room that only handlers can make would stop them all. What handlers publish is bounded by what came in.
+ * `highWaterChars` characters of them) queued, and the edge stops reading from connections whose
+ * publishes wait. Handlers' own publishes never wait: roles publish to each other in a cycle (router to
+ * presence, presence to itself), and a handler waiting for room that only handlers can make would stop
+ * them all. What handlers publish is bounded by what came in.
  */
 export class MemoryStanzaBus implements StanzaBus {
   readonly #partitions: number;
