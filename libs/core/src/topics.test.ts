@@ -1,9 +1,10 @@
 // Stanza envelopes' two forms: JSON, and the compact form.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   decodeEnvelope,
   encodeEnvelope,
   encodeStanzaEnvelope,
+  newEnvelopeId,
   type SessionEndEnvelope,
   type StanzaEnvelope,
 } from './topics.ts';
@@ -72,5 +73,26 @@ describe('stanza envelopes', () => {
     ]) {
       expect(() => decodeEnvelope(bad)).toThrow('malformed stanza envelope');
     }
+  });
+});
+
+describe('envelope ids', () => {
+  it('never repeats one, and each fits the compact form', () => {
+    const ids = Array.from({ length: 10_000 }, () => newEnvelopeId());
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^[\w-]{16}\.[0-9a-z]+$/);
+    const encoded = encodeStanzaEnvelope({ ...STANZA, id: ids[0] as string });
+    expect(encoded.startsWith('st1\t')).toBe(true);
+    expect(decodeEnvelope(encoded)).toEqual({ ...STANZA, id: ids[0] });
+  });
+
+  it('gives another process ids of its own: they start differently', async () => {
+    // The module loaded afresh, as another process loads it, counts from 1 again.
+    vi.resetModules();
+    const fresh = await import('./topics.ts');
+    const theirs = fresh.newEnvelopeId();
+    const ours = newEnvelopeId();
+    expect(theirs).toMatch(/\.1$/);
+    expect(theirs.split('.')[0]).not.toBe(ours.split('.')[0]);
   });
 });

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 // The bus catalogue: every topic, its key, and the envelope that travels on it.
+import { randomBytes } from 'node:crypto';
 import type { ArchiveDirection, SessionRecord } from '@starling/ports';
 
 /** Client stanzas from edges, keyed by the sender's bare JID; consumed by the router. */
@@ -118,13 +118,27 @@ export function unackedEnvelope(jid: string, stanza: string): StanzaEnvelope | u
   return {
     t: 'stanza',
     dir: 'unacked',
-    id: randomUUID(),
+    id: newEnvelopeId(),
     from: jid,
     sessionId: '',
     edgeId: '',
     ts: Date.now(),
     xml: stanza,
   };
+}
+
+/** What the ids of this process start with: 96 random bits, so no two processes share it. */
+const ID_PREFIX = `${randomBytes(12).toString('base64url')}.`;
+let idCount = 0;
+
+/**
+ * A new envelope id, unique as the replay guard needs: this process's random prefix, then a count. About a
+ * third shorter than a UUID, and made without drawing random bytes or building its text by pieces, which
+ * costs the edge a few hundred bytes of garbage per stanza.
+ */
+export function newEnvelopeId(): string {
+  idCount += 1;
+  return ID_PREFIX + idCount.toString(36);
 }
 
 export function encodeEnvelope(envelope: Envelope | ArchiveEnvelope): string {

@@ -1,8 +1,8 @@
 // XEP-0160: Best Practices for Handling Offline Messages, with XEP-0203 delay stamps. Stores, then flushes.
-import { randomUUID } from 'node:crypto';
 import {
   defineFeature,
   encodeEnvelope,
+  newEnvelopeId,
   TOPIC_PRESENCE,
   type FeatureContext,
   type OfflineStoredEnvelope,
@@ -57,7 +57,7 @@ async function store(ctx: FeatureContext, stanza: Element, to: Jid): Promise<'ha
 async function tellIfOnline(ctx: FeatureContext, owner: string, ts: number): Promise<void> {
   const sessions = await ctx.registry.resources(owner);
   if (!sessions.some((session) => session.available && session.priority >= 0)) return;
-  const envelope: OfflineStoredEnvelope = { t: 'offline-stored', id: randomUUID(), ts, owner };
+  const envelope: OfflineStoredEnvelope = { t: 'offline-stored', id: newEnvelopeId(), ts, owner };
   await ctx.bus.publish(TOPIC_PRESENCE, owner, encodeEnvelope(envelope));
 }
 

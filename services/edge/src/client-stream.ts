@@ -2,6 +2,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   encodeEnvelope,
+  newEnvelopeId,
   encodeStanzaEnvelope,
   TOPIC_PRESENCE,
   TOPIC_STANZAS,
@@ -641,7 +642,7 @@ export class ClientStream implements LocalSession {
       t: 'stanza',
       // A managed stream numbers its stanzas, and a client resends those it saw no `h` for: the same
       // number gives the same id, so a resend of something that did reach the bus is dropped as a replay.
-      id: sm === undefined ? randomUUID() : `sm:${sm.id}:${sm.lastReceived}`,
+      id: sm === undefined ? newEnvelopeId() : `sm:${sm.id}:${sm.lastReceived}`,
       from: session.record.jid,
       sessionId: session.record.sessionId,
       edgeId: this.ctx.edgeId,
@@ -662,7 +663,7 @@ export class ClientStream implements LocalSession {
   }
 
   private publishSessionEnd(record: SessionRecord): void {
-    const envelope: SessionEndEnvelope = { t: 'session-end', id: randomUUID(), ts: Date.now(), record };
+    const envelope: SessionEndEnvelope = { t: 'session-end', id: newEnvelopeId(), ts: Date.now(), record };
     void this.window
       .publish(TOPIC_PRESENCE, bareOf(record.jid), encodeEnvelope(envelope), 'session-end')
       .then(undefined, (err: unknown) => {

@@ -1,7 +1,7 @@
 // ARCHITECTURE guarantee 4: sessions of an edge whose lease ran out are ended as if their streams had closed.
-import { randomUUID } from 'node:crypto';
 import {
   encodeEnvelope,
+  newEnvelopeId,
   sweptSessions,
   TOPIC_PRESENCE,
   TOPIC_STANZAS,
@@ -33,7 +33,7 @@ export function startEdgeSweeper(
   intervalMs: number,
 ): EdgeSweeper {
   async function publishEnd(record: SessionRecord): Promise<void> {
-    const envelope = encodeEnvelope({ t: 'session-end', id: randomUUID(), ts: Date.now(), record });
+    const envelope = encodeEnvelope({ t: 'session-end', id: newEnvelopeId(), ts: Date.now(), record });
     await bus.publish(TOPIC_PRESENCE, bareOf(record.jid), envelope);
     sweptSessions.inc();
   }

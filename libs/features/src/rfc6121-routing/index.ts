@@ -1,8 +1,8 @@
 // RFC 6121 §8 and RFC 6120 §10: delivers stanzas addressed to local JIDs to the right sessions, or answers them.
-import { randomUUID } from 'node:crypto';
 import {
   defineFeature,
   encodeEnvelope,
+  newEnvelopeId,
   TOPIC_PRESENCE,
   type Config,
   type Hooks,
@@ -105,7 +105,7 @@ export function createRouting(deps: {
     const envelope = encodeEnvelope({
       t: 'stanza',
       dir: 'in',
-      id: randomUUID(),
+      id: newEnvelopeId(),
       from: attr(stanza, 'from') ?? domain,
       sessionId: '',
       edgeId: '',

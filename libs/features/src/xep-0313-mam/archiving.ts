@@ -1,8 +1,8 @@
 // XEP-0313 on the router: archive writes and stanza-ids for messages routed to local users, and the
 // hand-over of a user's MAM requests to the archive role on the same key as the writes.
-import { randomUUID } from 'node:crypto';
 import {
   encodeEnvelope,
+  newEnvelopeId,
   TOPIC_ARCHIVE,
   type ArchiveWriteEnvelope,
   type FeatureContext,
@@ -148,7 +148,7 @@ async function forwardRequest(
   const owner = from.bare().toString();
   const envelope: MamQueryEnvelope = {
     t: 'mam-query',
-    id: randomUUID(),
+    id: newEnvelopeId(),
     owner,
     from: from.toString(),
     edgeId: origin.edgeId,
