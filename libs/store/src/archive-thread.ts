@@ -31,6 +31,15 @@ interface Pending {
   reject(err: Error): void;
 }
 
+/** A promise with its settling functions. */
+function hold(): { promise: Promise<void>; settle: Pending } {
+  let settle: Pending | undefined;
+  const promise = new Promise<void>((resolve, reject) => {
+    settle = { resolve: () => resolve(), reject };
+  });
+  return { promise, settle: settle as Pending };
+}
+
 const ENTRY = new URL('./archive-worker-entry.js', import.meta.url);
 /**
  * Appends wait this long for company before they go to the thread as one message: each message costs
@@ -108,36 +117,31 @@ export function openArchiveThread(
   }
 
   let gathered: StagedRow[] = [];
-  let gatheredCalls: Pending[] = [];
+  /** What every append gathered since the last hand-over waits on: one promise for them all. */
+  let waiting: { promise: Promise<void>; settle: Pending } | undefined;
   let gathering: NodeJS.Timeout | undefined;
 
-  /** Appends `rows` with those of the next GATHER_MS; settles when they are all staged. */
-  function gather(rows: StagedRow[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      for (const row of rows) gathered.push(row);
-      gatheredCalls.push({ resolve: () => resolve(), reject });
-      if (gathered.length >= GATHER_ROWS) sendGathered();
-      else gathering ??= setTimeout(sendGathered, GATHER_MS);
-    });
+  /** Hands the rows just gathered over with those of the next GATHER_MS; settles once they are all staged. */
+  function gather(): Promise<void> {
+    waiting ??= hold();
+    const { promise } = waiting;
+    if (gathered.length >= GATHER_ROWS) sendGathered();
+    else gathering ??= setTimeout(sendGathered, GATHER_MS);
+    return promise;
   }
 
   /** Sends what was gathered: also before any other call, so the thread sees calls in the order made. */
   function sendGathered(): void {
     clearTimeout(gathering);
     gathering = undefined;
-    if (gatheredCalls.length === 0) return;
-    const calls = gatheredCalls;
+    if (waiting === undefined) return;
+    const { settle } = waiting;
     const rows = gathered;
     gathered = [];
-    gatheredCalls = [];
+    waiting = undefined;
     send({ op: 'append', rows }).then(
-      () => {
-        for (const done of calls) done.resolve(undefined);
-      },
-      (err: unknown) => {
-        const reason = err instanceof Error ? err : new Error(String(err));
-        for (const done of calls) done.reject(reason);
-      },
+      () => settle.resolve(undefined),
+      (err: unknown) => settle.reject(err instanceof Error ? err : new Error(String(err))),
     );
   }
 
@@ -158,22 +162,25 @@ export function openArchiveThread(
     });
   }
 
-  function rows(entries: readonly { readonly username: string; readonly entry: ArchiveEntry }[]) {
-    return entries.map(({ username, entry }): StagedRow => [
-      username,
-      entry.id,
-      entry.with,
-      entry.ts,
-      entry.direction,
-      entry.stanza,
-    ]);
-  }
+  const row = (username: string, entry: ArchiveEntry): StagedRow => [
+    username,
+    entry.id,
+    entry.with,
+    entry.ts,
+    entry.direction,
+    entry.stanza,
+  ];
 
   return {
-    append: (username, entry) => gather(rows([{ username, entry }])),
+    append(username, entry) {
+      gathered.push(row(username, entry));
+      return gather();
+    },
 
     async appendMany(entries) {
-      if (entries.length > 0) await gather(rows(entries));
+      if (entries.length === 0) return;
+      for (const { username, entry } of entries) gathered.push(row(username, entry));
+      await gather();
     },
 
     query: (username, query) =>
