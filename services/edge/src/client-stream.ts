@@ -2,8 +2,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   encodeEnvelope,
-  newEnvelopeId,
   encodeStanzaEnvelope,
+  newEnvelopeId,
   TOPIC_PRESENCE,
   TOPIC_STANZAS,
   type Logger,
