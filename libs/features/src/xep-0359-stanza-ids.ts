@@ -5,7 +5,7 @@ import { attr, Jid, NS_SID, xml, type Element } from '@starling/xmpp';
 
 /** Crockford's base32 alphabet, as the character codes the ids are written in. */
 const CROCKFORD = Buffer.from('0123456789ABCDEFGHJKMNPQRSTVWXYZ', 'latin1');
-/** Characters of the time part (50 bits, of which 48 are ever used) and of the random part (80 bits). */
+/** Characters of an id's time part (50 bits, of which 48 are used), and of the whole id. */
 const TIME_CHARS = 10;
 const ID_CHARS = 26;
 /** Random bytes of an id. */
@@ -41,8 +41,8 @@ export function newStanzaId(now: number = Date.now()): string {
   for (let half = 0; half < 2; half++) {
     let bits = 0;
     for (let i = 0; i < 5; i++) bits = bits * 256 + (pool[poolAt++] as number);
-    const end = TIME_CHARS + 8 * half;
-    for (let i = end + 7; i >= end; i--) {
+    const start = TIME_CHARS + 8 * half;
+    for (let i = start + 7; i >= start; i--) {
       written[i] = CROCKFORD[bits % 32] as number;
       bits = Math.floor(bits / 32);
     }
