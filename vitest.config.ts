@@ -7,6 +7,10 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Two files at a time on two cores (the default is one fewer than the cores). The cluster project
+    // still runs its files one after another through its singleFork.
+    maxWorkers: 2,
+    minWorkers: 1,
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       {
